@@ -1,0 +1,27 @@
+"""Protect Django REST Framework APIs with Microsoft Entra ID access tokens.
+
+Public API (import from here): ``EntraJWTAuthentication``, ``EntraPrincipal``,
+``exception_handler``, ``RequestIdMiddleware``, ``entra_settings``. Names are loaded on first
+use, so importing the package never imports Django models or DRF before apps are ready.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {
+    "EntraJWTAuthentication": "entra_auth.authentication",
+    "EntraPrincipal": "entra_auth.principal",
+    "exception_handler": "entra_auth.exceptions",
+    "RequestIdMiddleware": "entra_auth.middleware",
+    "current_request_id": "entra_auth.middleware",
+    "entra_settings": "entra_auth.conf",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'entra_auth' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,112 @@
+"""``EntraJWTAuthentication``: the DRF authentication class for Entra access tokens.
+
+The class parses the ``Authorization`` header strictly, hands the token to the pure core
+(``entra_auth.tokens`` through ``entra_auth.validation``), builds the stateless principal and
+maps failures to RFC 6750 answers. Each step is a method a subclass may override, as in
+simplejwt: ``get_header`` → ``get_raw_token`` → ``get_validated_token`` → ``get_user``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from .conf import entra_settings
+from .exceptions import AuthenticationUnavailable, InvalidBearerRequest, InvalidBearerToken
+from .keys import KeysUnavailable
+from .principal import EntraPrincipal
+from .tokens import TokenError
+from .validation import get_validator
+
+AUTH_SCHEME = "bearer"
+# RFC 6750 §2.1 b64token.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_FAILURE_ATTRIBUTE = "_entra_auth_failure"
+
+
+def _quote(value: str) -> str:
+    """An RFC 7230 quoted-string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def www_authenticate(
+    realm: str, error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    """The ``WWW-Authenticate`` challenge of RFC 6750 §3."""
+    params = [f"realm={_quote(realm)}"]
+    if error:
+        params.append(f"error={_quote(error)}")
+    if description:
+        params.append(f"error_description={_quote(description)}")
+    if scope:
+        params.append(f"scope={_quote(scope)}")
+    return "Bearer " + ", ".join(params)
+
+
+class EntraJWTAuthentication(BaseAuthentication):
+    """Authenticates ``Authorization: Bearer <Entra access token>`` (SPEC 4, 6, 7)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Mapping[str, Any]] | None:
+        header = self.get_header(request)
+        if header is None:
+            return None
+        try:
+            raw_token = self.get_raw_token(header)
+            if raw_token is None:
+                return None
+            claims = self.get_validated_token(raw_token)
+        except InvalidBearerRequest as exc:
+            setattr(request, _FAILURE_ATTRIBUTE, exc)
+            raise
+        except TokenError as exc:
+            failure = InvalidBearerToken(exc.detail)
+            failure.reason = exc.code
+            setattr(request, _FAILURE_ATTRIBUTE, failure)
+            raise failure from None
+        except KeysUnavailable:
+            raise AuthenticationUnavailable() from None
+        return self.get_user(claims), claims
+
+    def get_header(self, request: Request) -> str | None:
+        """The raw ``Authorization`` header, refused when oversized (before any parsing)."""
+        header = request.META.get("HTTP_AUTHORIZATION")
+        if header is None:
+            return None
+        if len(header) > entra_settings.MAX_AUTHORIZATION_HEADER_BYTES:
+            failure = InvalidBearerRequest("The Authorization header is too large.")
+            setattr(request, _FAILURE_ATTRIBUTE, failure)
+            raise failure
+        return header
+
+    def get_raw_token(self, header: str) -> str | None:
+        """The token of exactly one ``Bearer`` credential; None for other schemes."""
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() != AUTH_SCHEME:
+            if "," in header and AUTH_SCHEME in header.lower():
+                raise InvalidBearerRequest("Send exactly one Authorization header.")
+            return None
+        if "," in rest:
+            raise InvalidBearerRequest("Send exactly one Authorization header with one token.")
+        if not _B64TOKEN.fullmatch(rest):
+            raise InvalidBearerRequest(
+                "Expected 'Authorization: Bearer <token>' with a single token."
+            )
+        return rest
+
+    def get_validated_token(self, raw_token: str) -> Mapping[str, Any]:
+        """Validated claims; raises ``TokenError`` or ``KeysUnavailable``."""
+        return get_validator().validate(raw_token)
+
+    def get_user(self, claims: Mapping[str, Any]) -> EntraPrincipal:
+        return EntraPrincipal(claims)
+
+    def authenticate_header(self, request: Request) -> str:
+        """RFC 6750 §3: the challenge, with the error code when a token was refused."""
+        failure = getattr(request, _FAILURE_ATTRIBUTE, None)
+        if failure is None:
+            return www_authenticate(entra_settings.REALM)
+        return www_authenticate(entra_settings.REALM, failure.rfc6750_error, str(failure.detail))

@@ -1,0 +1,149 @@
+"""System checks for ``ENTRA_AUTH`` (``manage.py check``; ``--deploy`` adds production ones)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from .conf import entra_settings
+from .keys import is_allowed_url
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+SUPPORTED_TOKEN_VERSIONS = frozenset({"1.0", "2.0"})
+MAX_SENSIBLE_CLOCK_SKEW_S = 600
+AUTHENTICATION_CLASS = "entra_auth.authentication.EntraJWTAuthentication"
+
+
+@register(Tags.security)
+def check_entra_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Missing, contradictory or unsafe ``ENTRA_AUTH`` settings."""
+    messages: list[Any] = []
+    tenant_id = entra_settings.TENANT_ID
+    allowed_tenants = list(entra_settings.ALLOWED_TENANTS)
+
+    if entra_settings.DEV_ISSUER and not entra_settings.dev_issuer_trusted:
+        messages.append(
+            Error(
+                "The development token issuer is on but DEBUG is off, so it is not trusted.",
+                hint="Turn DEBUG on for local development, or remove ENTRA_DEV_ISSUER. "
+                "Never trust development tokens in production.",
+                id="entra_auth.E001",
+            )
+        )
+    if not tenant_id and not entra_settings.dev_issuer_trusted:
+        messages.append(
+            Error(
+                "No token issuer is configured: every request would be refused.",
+                hint="Set ENTRA_TENANT_ID and ENTRA_CLIENT_ID (or ENTRA_AUTH['TENANT_ID'] and "
+                "['CLIENT_ID']); for local development set DJANGO_DEBUG=1 and ENTRA_DEV_ISSUER=1.",
+                id="entra_auth.E002",
+            )
+        )
+    if tenant_id and not entra_settings.audiences:
+        messages.append(
+            Error(
+                "No accepted audience: ENTRA_CLIENT_ID (or ENTRA_AUDIENCES) is missing.",
+                hint="Set ENTRA_CLIENT_ID to the API's application (client) ID.",
+                id="entra_auth.E003",
+            )
+        )
+    if entra_settings.is_multi_tenant and not allowed_tenants:
+        messages.append(
+            Error(
+                f"TENANT_ID is {tenant_id!r} (multi-tenant) but ALLOWED_TENANTS is empty.",
+                hint="List the tenant IDs allowed to call in ENTRA_ALLOWED_TENANTS, "
+                "or '*' to accept any tenant deliberately.",
+                id="entra_auth.E004",
+            )
+        )
+    if "*" in allowed_tenants:
+        messages.append(
+            Warning(
+                "ALLOWED_TENANTS is '*': tokens from any Entra tenant are accepted.",
+                hint="Authorize tenants explicitly unless this API is meant for everyone.",
+                id="entra_auth.W005",
+            )
+        )
+    bad_tenants = [t for t in allowed_tenants if t != "*" and not _GUID.fullmatch(str(t))]
+    if bad_tenants:
+        messages.append(
+            Error(
+                f"ALLOWED_TENANTS has entries that are not tenant GUIDs: {bad_tenants!r}.",
+                hint="Use tenant IDs (GUIDs), not domain names.",
+                id="entra_auth.E006",
+            )
+        )
+    if tenant_id and not entra_settings.is_multi_tenant and allowed_tenants:
+        messages.append(
+            Warning(
+                "ALLOWED_TENANTS is ignored for a single-tenant API.",
+                hint="Set TENANT_ID to 'organizations' for a multi-tenant API, "
+                "or drop ALLOWED_TENANTS.",
+                id="entra_auth.W007",
+            )
+        )
+    if not is_allowed_url(f"{entra_settings.INSTANCE.rstrip('/')}/"):
+        messages.append(
+            Error(
+                f"INSTANCE {entra_settings.INSTANCE!r} is not an HTTPS URL.",
+                hint="Metadata and keys are fetched over HTTPS only "
+                "(plain HTTP for loopback hosts).",
+                id="entra_auth.E008",
+            )
+        )
+    versions = set(entra_settings.ACCEPTED_TOKEN_VERSIONS)
+    if not versions or not versions <= SUPPORTED_TOKEN_VERSIONS:
+        messages.append(
+            Error(
+                "ACCEPTED_TOKEN_VERSIONS must be a non-empty subset of "
+                f"{sorted(SUPPORTED_TOKEN_VERSIONS)}.",
+                id="entra_auth.E009",
+            )
+        )
+    skew = entra_settings.CLOCK_SKEW
+    if not isinstance(skew, (int, float)) or not 0 <= skew <= MAX_SENSIBLE_CLOCK_SKEW_S:
+        messages.append(
+            Error(
+                f"CLOCK_SKEW must be between 0 and {MAX_SENSIBLE_CLOCK_SKEW_S} seconds.",
+                hint="Microsoft's default is 300.",
+                id="entra_auth.E010",
+            )
+        )
+    if entra_settings.APP_SPECIFIC_KEYS and not entra_settings.CLIENT_ID:
+        messages.append(
+            Error(
+                "APP_SPECIFIC_KEYS needs CLIENT_ID (keys are read with ?appid=<client id>).",
+                id="entra_auth.E011",
+            )
+        )
+    classes = list(
+        getattr(settings, "REST_FRAMEWORK", {}).get("DEFAULT_AUTHENTICATION_CLASSES", [])
+    )
+    if AUTHENTICATION_CLASS in classes and classes[0] != AUTHENTICATION_CLASS:
+        messages.append(
+            Warning(
+                "EntraJWTAuthentication is not the first authentication class, so a missing "
+                "token is not answered with 'WWW-Authenticate: Bearer'.",
+                hint="Put it first in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'].",
+                id="entra_auth.W012",
+            )
+        )
+    return messages
+
+
+@register(Tags.security, deploy=True)
+def check_entra_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Production: development tokens must never be trusted."""
+    if entra_settings.dev_issuer_trusted and not settings.DEBUG:
+        return [
+            Error(
+                "The development token issuer is trusted with DEBUG off "
+                "(DEV_ISSUER_WITHOUT_DEBUG): anyone with the local key can mint tokens.",
+                hint="Remove ENTRA_DEV_ISSUER and DEV_ISSUER_WITHOUT_DEBUG in production.",
+                id="entra_auth.E013",
+            )
+        ]
+    return []

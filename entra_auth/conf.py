@@ -1,0 +1,130 @@
+"""The ``ENTRA_AUTH`` settings namespace: defaults, user overrides, lazy reload.
+
+Modelled on DRF's ``api_settings``: attribute access, values read when first used and
+re-read whenever Django's ``setting_changed`` signal fires (``override_settings`` in tests).
+Environment variables are read by the project's settings module, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTINGS_NAME = "ENTRA_AUTH"
+
+DEFAULT_INSTANCE = "https://login.microsoftonline.com/"
+MICROSOFT_DEFAULT_CLOCK_SKEW_S = 300
+KEY_CACHE_TTL_S = 24 * 60 * 60
+KEY_REFRESH_MIN_INTERVAL_S = 5 * 60
+KEY_MAX_STALE_S = 3 * 24 * 60 * 60
+KEYS_RETRY_AFTER_S = 30
+HTTP_CONNECT_TIMEOUT_S = 3.05
+HTTP_READ_TIMEOUT_S = 5.0
+HTTP_MAX_RESPONSE_BYTES = 1024 * 1024
+TOKEN_CACHE_MAX_ENTRIES = 10_000
+MAX_AUTHORIZATION_HEADER_BYTES = 16 * 1024
+
+DEFAULTS: dict[str, Any] = {
+    # Where tokens come from.
+    "INSTANCE": DEFAULT_INSTANCE,
+    "TENANT_ID": None,
+    "CLIENT_ID": None,
+    # Accepted ``aud`` values; None means ``<client id>`` and ``api://<client id>``.
+    "AUDIENCES": None,
+    # Tenants a multi-tenant API accepts; ``["*"]`` accepts any (a system-check warning).
+    "ALLOWED_TENANTS": [],
+    "ACCEPTED_TOKEN_VERSIONS": ["1.0", "2.0"],
+    "CLOCK_SKEW": MICROSOFT_DEFAULT_CLOCK_SKEW_S,
+    # Client applications (``azp``/``appid``) allowed to call; None allows any.
+    "ALLOWED_CLIENT_APPS": None,
+    "ALLOW_GUESTS": True,
+    "APP_SPECIFIC_KEYS": False,
+    # Development issuer (never trusted unless DEBUG is on or the override is set).
+    "DEV_ISSUER": False,
+    "DEV_ISSUER_WITHOUT_DEBUG": False,
+    "DEV_ISSUER_KEY_FILE": None,
+    # Metadata and signing keys.
+    "CACHE_ALIAS": "default",
+    "KEY_CACHE_TTL": KEY_CACHE_TTL_S,
+    "KEY_REFRESH_MIN_INTERVAL": KEY_REFRESH_MIN_INTERVAL_S,
+    "KEY_MAX_STALE": KEY_MAX_STALE_S,
+    "KEYS_RETRY_AFTER": KEYS_RETRY_AFTER_S,
+    "HTTP_CONNECT_TIMEOUT": HTTP_CONNECT_TIMEOUT_S,
+    "HTTP_READ_TIMEOUT": HTTP_READ_TIMEOUT_S,
+    "HTTP_MAX_RESPONSE_BYTES": HTTP_MAX_RESPONSE_BYTES,
+    # Request handling.
+    "TOKEN_CACHE_MAX_ENTRIES": TOKEN_CACHE_MAX_ENTRIES,
+    "MAX_AUTHORIZATION_HEADER_BYTES": MAX_AUTHORIZATION_HEADER_BYTES,
+    "REALM": "api",
+    # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).
+    "TRUST_REQUEST_ID_HEADER": False,
+}
+
+
+class EntraAuthSettings:
+    """Attribute access to ``settings.ENTRA_AUTH`` with defaults; unknown names raise."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+        self._generation = 0
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        return getattr(settings, SETTINGS_NAME, None) or {}
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every reload, so derived state can tell it is out of date."""
+        return self._generation
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown {SETTINGS_NAME} setting: {name!r}")
+        try:
+            return self._cache[name]
+        except KeyError:
+            value = self.user_settings.get(name, DEFAULTS[name])
+            self._cache[name] = value
+            return value
+
+    @property
+    def audiences(self) -> frozenset[str]:
+        """Accepted ``aud`` values: configured, or the client id and its ``api://`` URI."""
+        configured = self.AUDIENCES
+        if configured is None:
+            client_id = self.CLIENT_ID
+            configured = [client_id, f"api://{client_id}"] if client_id else []
+        if self.dev_issuer_trusted and not self.CLIENT_ID:
+            from .dev_issuer import DEV_CLIENT_ID
+
+            configured = [*configured, DEV_CLIENT_ID]
+        return frozenset(configured)
+
+    @property
+    def is_multi_tenant(self) -> bool:
+        return (self.TENANT_ID or "").lower() in MULTI_TENANT_IDS
+
+    @property
+    def dev_issuer_trusted(self) -> bool:
+        """SPEC 10: the development issuer is trusted only with DEBUG on or an explicit override."""
+        return bool(self.DEV_ISSUER) and (
+            bool(settings.DEBUG) or bool(self.DEV_ISSUER_WITHOUT_DEBUG)
+        )
+
+    def reload(self) -> None:
+        self._cache.clear()
+        self._generation += 1
+
+
+MULTI_TENANT_IDS = frozenset({"organizations", "common"})
+
+entra_settings = EntraAuthSettings()
+
+
+@receiver(setting_changed)
+def _reload_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTINGS_NAME, "DEBUG", "CACHES"):
+        entra_settings.reload()

@@ -1,0 +1,83 @@
+"""Errors for API clients: RFC 6750 authentication failures, 503s, and one JSON error shape.
+
+Every error body is ``{"detail": "...", "request_id": "..."}`` (field errors sit beside
+``detail``); nothing internal (traceback, exception name, SQL, key or token) goes out,
+whatever ``DEBUG`` says.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from .conf import entra_settings
+from .middleware import current_request_id
+
+logger = logging.getLogger("entra_auth.errors")
+
+INTERNAL_ERROR_DETAIL = "The server could not complete the request."
+
+
+class InvalidBearerRequest(exceptions.AuthenticationFailed):
+    """RFC 6750 §3.1 ``invalid_request``: the Authorization header itself is malformed."""
+
+    rfc6750_error = "invalid_request"
+    default_detail = "The Authorization header is malformed."
+    default_code = "invalid_request"
+
+
+class InvalidBearerToken(exceptions.AuthenticationFailed):
+    """RFC 6750 §3.1 ``invalid_token``: the token is malformed, expired or not for this API."""
+
+    rfc6750_error = "invalid_token"
+    default_detail = "The access token is invalid."
+    default_code = "invalid_token"
+
+
+class AuthenticationUnavailable(exceptions.APIException):
+    """No signing keys can be had: the fault is ours, so 503 with ``Retry-After``, never 401."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Authentication is temporarily unavailable. Retry later."
+    default_code = "authentication_unavailable"
+
+    def __init__(self, retry_after_s: int | None = None) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s or int(entra_settings.KEYS_RETRY_AFTER)
+
+
+def _error_body(data: Any) -> dict[str, Any]:
+    if isinstance(data, dict) and "detail" in data:
+        return {"detail": str(data["detail"])}
+    if isinstance(data, dict):
+        return {"detail": "The request is invalid.", **data}
+    if isinstance(data, list):
+        return {"detail": " ".join(str(item) for item in data) or "The request is invalid."}
+    return {"detail": str(data)}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF ``EXCEPTION_HANDLER``: JSON for every error, the request id in the body."""
+    # Imported here: DRF imports authentication classes while ``rest_framework.views`` loads.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, (Http404, PermissionDenied, exceptions.APIException)):
+        response = drf_exception_handler(exc, context)
+    else:
+        response = None
+    if response is None:
+        logger.error("unhandled error in API view", exc_info=exc)
+        response = Response(
+            {"detail": INTERNAL_ERROR_DETAIL}, status=status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+    else:
+        response.data = _error_body(response.data)
+    if isinstance(exc, AuthenticationUnavailable):
+        response["Retry-After"] = str(exc.retry_after_s)
+    response.data["request_id"] = current_request_id()
+    return response

@@ -1,0 +1,352 @@
+"""OpenID metadata and signing keys (JWKS): fetched, cached, refreshed, shared (SPEC 5).
+
+Two cache levels: the parsed key set in process memory (the per-request path reads only
+this), and the raw documents in Django's cache framework, shared by every worker when the
+cache is shared (Redis). Fetches are rare and bounded:
+- a cold start fetches once (a lock in the shared cache; other workers wait for its result);
+- an unknown ``kid`` triggers at most one refresh per ``KEY_REFRESH_MIN_INTERVAL`` across
+  workers (the first one in a process is always allowed), and the request that triggered it
+  is checked against the refreshed keys;
+- when the endpoint is down, the last good keys keep serving for up to ``KEY_MAX_STALE``;
+  with no usable keys at all, ``KeysUnavailable`` (an HTTP 503) is raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from django.core.cache import caches
+from django.dispatch import Signal
+
+from .conf import entra_settings
+from .tokens import IssuerIndex, SigningKey, TrustedIssuer, signing_key_from_jwk
+
+logger = logging.getLogger("entra_auth.keys")
+
+# Sent when a refresh changes the published keys: tokens validated against a withdrawn key
+# must not stay trusted in the validated-token cache.
+key_set_changed = Signal()
+
+CACHE_KEY_PREFIX = "entra_auth:keys:v1:"
+FETCH_LOCK_TTL_S = 30
+FETCH_LOCK_POLL_S = 0.05
+METADATA_PATHS = {
+    "2.0": "v2.0/.well-known/openid-configuration",
+    "1.0": ".well-known/openid-configuration",
+}
+LOOPBACK_HOSTNAMES = frozenset({"localhost"})
+
+
+class KeysUnavailable(Exception):
+    """No usable signing keys: the API cannot judge any token (HTTP 503, never 401)."""
+
+
+class KeyFetchError(Exception):
+    """A metadata or JWKS document could not be fetched or was not acceptable."""
+
+
+def is_allowed_url(url: str) -> bool:
+    """HTTPS only; plain HTTP is allowed for loopback hosts alone (SPEC 3)."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return False
+    if not hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    if hostname.lower() in LOOPBACK_HOSTNAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def fetch_json(url: str, session: requests.Session | None = None) -> dict[str, Any]:
+    """GET a JSON object with timeouts, no redirects and a response-size cap."""
+    if not is_allowed_url(url):
+        raise KeyFetchError(f"refusing to fetch from a non-HTTPS, non-loopback URL: {url}")
+    max_bytes = entra_settings.HTTP_MAX_RESPONSE_BYTES
+    getter = session.get if session is not None else requests.get
+    try:
+        with getter(
+            url,
+            timeout=(entra_settings.HTTP_CONNECT_TIMEOUT, entra_settings.HTTP_READ_TIMEOUT),
+            allow_redirects=False,
+            stream=True,
+            headers={"Accept": "application/json"},
+        ) as response:
+            if response.status_code != 200:
+                raise KeyFetchError(f"{url} answered HTTP {response.status_code}")
+            declared = response.headers.get("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise KeyFetchError(f"{url} answered more than {max_bytes} bytes")
+            body = bytearray()
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise KeyFetchError(f"{url} answered more than {max_bytes} bytes")
+    except requests.RequestException as exc:
+        raise KeyFetchError(f"{url}: {type(exc).__name__}") from exc
+    try:
+        document = json.loads(bytes(body))
+    except ValueError as exc:
+        raise KeyFetchError(f"{url} did not answer JSON") from exc
+    if not isinstance(document, dict):
+        raise KeyFetchError(f"{url} did not answer a JSON object")
+    return document
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """Parsed issuers and keys from one set of fetched documents."""
+
+    issuers: tuple[TrustedIssuer, ...]
+    keys: dict[str, dict[str, SigningKey]]
+    fetched_at: float
+
+    def find(self, jwks_uri: str, kid: str) -> SigningKey | None:
+        return self.keys.get(jwks_uri, {}).get(kid)
+
+
+def key_set_from_document(document: dict[str, Any], *, restrict_tenants: bool = True) -> KeySet:
+    """Build a ``KeySet`` from a cached document: issuers plus the raw JWKS per ``jwks_uri``."""
+    issuers = tuple(
+        TrustedIssuer(entry["issuer"], entry["version"], entry["jwks_uri"], restrict_tenants)
+        for entry in document["issuers"]
+    )
+    keys: dict[str, dict[str, SigningKey]] = {}
+    for jwks_uri, jwks in document["jwks"].items():
+        parsed = (
+            signing_key_from_jwk(jwk) for jwk in jwks.get("keys", []) if isinstance(jwk, dict)
+        )
+        keys[jwks_uri] = {key.kid: key for key in parsed if key is not None}
+    return KeySet(issuers, keys, document["fetched_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class EntraEndpoints:
+    """The metadata documents to read for the configured tenant and token versions."""
+
+    instance: str
+    tenant_id: str
+    client_id: str | None
+    app_specific_keys: bool
+    versions: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls) -> EntraEndpoints | None:
+        tenant_id = entra_settings.TENANT_ID
+        if not tenant_id:
+            return None
+        instance = entra_settings.INSTANCE
+        if not instance.endswith("/"):
+            instance += "/"
+        return cls(
+            instance=instance,
+            tenant_id=tenant_id,
+            client_id=entra_settings.CLIENT_ID,
+            app_specific_keys=bool(entra_settings.APP_SPECIFIC_KEYS),
+            versions=tuple(sorted(entra_settings.ACCEPTED_TOKEN_VERSIONS, reverse=True)),
+        )
+
+    def metadata_url(self, version: str) -> str:
+        return f"{self.instance}{self.tenant_id}/{METADATA_PATHS[version]}"
+
+    def jwks_url(self, jwks_uri: str) -> str:
+        """Apps with custom signing keys read them with ``?appid=<client id>``."""
+        if not (self.app_specific_keys and self.client_id):
+            return jwks_uri
+        separator = "&" if urlsplit(jwks_uri).query else "?"
+        return f"{jwks_uri}{separator}{urlencode({'appid': self.client_id})}"
+
+    @property
+    def cache_key(self) -> str:
+        fingerprint = hashlib.sha256(repr(self).encode()).hexdigest()[:24]
+        return f"{CACHE_KEY_PREFIX}{fingerprint}"
+
+    def fetch_document(self, session: requests.Session | None = None) -> dict[str, Any]:
+        """Read metadata for each token version, then each distinct JWKS once."""
+        issuers = []
+        jwks: dict[str, Any] = {}
+        for version in self.versions:
+            metadata = fetch_json(self.metadata_url(version), session)
+            issuer = metadata.get("issuer")
+            jwks_uri = metadata.get("jwks_uri")
+            if not isinstance(issuer, str) or not isinstance(jwks_uri, str):
+                raise KeyFetchError(f"metadata for v{version} lacks issuer or jwks_uri")
+            url = self.jwks_url(jwks_uri)
+            if url not in jwks:
+                jwks[url] = fetch_json(url, session)
+                if not isinstance(jwks[url].get("keys"), list):
+                    raise KeyFetchError(f"{url} is not a JWKS")
+            issuers.append({"issuer": issuer, "version": version, "jwks_uri": url})
+        return {"issuers": issuers, "jwks": jwks, "fetched_at": time.time()}
+
+
+@dataclass
+class EntraKeyStore:
+    """Entra metadata and keys for one configuration, cached in memory and in Django's cache."""
+
+    endpoints: EntraEndpoints
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    key_set: KeySet | None = None
+    _checked_at: float = 0.0
+    _retry_not_before: float = 0.0
+    _refresh_window_closed_until: float = 0.0
+    _refreshed_since_start: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def _cache(self):
+        return caches[entra_settings.CACHE_ALIAS]
+
+    def current(self) -> KeySet:
+        """The key set for the per-request path: from memory unless it is due for a refresh."""
+        key_set = self.key_set
+        if key_set is not None and self.clock() - key_set.fetched_at < entra_settings.KEY_CACHE_TTL:
+            return key_set
+        with self._lock:
+            return self._load_or_fetch()
+
+    def find_key(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
+        """The key named ``kid``; an unknown ``kid`` may trigger one rate-limited refresh."""
+        key = self.current().find(trusted.jwks_uri, kid)
+        if key is None:
+            key = self.refresh_keys_if_unknown_kid(trusted, kid)
+        return key
+
+    def refresh_keys_if_unknown_kid(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
+        """Adopt newer shared keys, or fetch anew if the refresh window allows (SPEC 5)."""
+        now = self.clock()
+        if now < self._refresh_window_closed_until and self._refreshed_since_start:
+            return None
+        with self._lock:
+            key_set = self.key_set
+            if key_set is not None and (key := key_set.find(trusted.jwks_uri, kid)) is not None:
+                return key
+            shared = self._read_shared()
+            if shared is not None and (
+                key_set is None or shared["fetched_at"] > key_set.fetched_at
+            ):
+                key_set = self._adopt(shared)
+                if (key := key_set.find(trusted.jwks_uri, kid)) is not None:
+                    return key
+            interval = entra_settings.KEY_REFRESH_MIN_INTERVAL
+            window_opened = self._cache.add(
+                f"{self.endpoints.cache_key}:refresh", 1, timeout=interval
+            )
+            if not window_opened and self._refreshed_since_start:
+                self._refresh_window_closed_until = now + interval
+                return None
+            self._refreshed_since_start = True
+            self._refresh_window_closed_until = now + interval
+            try:
+                key_set = self._fetch_and_share()
+            except KeyFetchError as exc:
+                logger.warning("signing key refresh failed: %s", exc)
+                return None
+            return key_set.find(trusted.jwks_uri, kid)
+
+    def _read_shared(self) -> dict[str, Any] | None:
+        try:
+            document = self._cache.get(self.endpoints.cache_key)
+        except Exception:
+            logger.warning("shared key cache unreadable; using keys in memory", exc_info=True)
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _adopt(self, document: dict[str, Any]) -> KeySet:
+        previous = self.key_set
+        if previous is None or previous.fetched_at != document["fetched_at"]:
+            self.key_set = key_set_from_document(document)
+            if previous is not None and previous.keys != self.key_set.keys:
+                key_set_changed.send(sender=type(self), key_set=self.key_set)
+        self._checked_at = self.clock()
+        return self.key_set
+
+    def _fetch_and_share(self) -> KeySet:
+        document = self.endpoints.fetch_document(self._session)
+        try:
+            self._cache.set(
+                self.endpoints.cache_key, document, timeout=entra_settings.KEY_MAX_STALE
+            )
+        except Exception:
+            logger.warning("shared key cache unwritable; keys kept in memory", exc_info=True)
+        return self._adopt(document)
+
+    def _usable(self, key_set: KeySet | None) -> bool:
+        return (
+            key_set is not None and self.clock() - key_set.fetched_at < entra_settings.KEY_MAX_STALE
+        )
+
+    def _load_or_fetch(self) -> KeySet:
+        """Cold or due for refresh: shared cache first, then one fetch across workers."""
+        now = self.clock()
+        key_set = self.key_set
+        if key_set is not None and now - key_set.fetched_at < entra_settings.KEY_CACHE_TTL:
+            return key_set
+        shared = self._read_shared()
+        if shared is not None and now - shared["fetched_at"] < entra_settings.KEY_CACHE_TTL:
+            return self._adopt(shared)
+        if shared is not None and (key_set is None or shared["fetched_at"] > key_set.fetched_at):
+            key_set = self._adopt(shared)
+        if now < self._retry_not_before:
+            return self._stale_or_unavailable(key_set)
+        lock_key = f"{self.endpoints.cache_key}:lock"
+        try:
+            locked = self._cache.add(lock_key, 1, timeout=FETCH_LOCK_TTL_S)
+        except Exception:  # noqa: BLE001 - without a shared lock, fetch for this process
+            locked = True
+        if not locked:
+            if self._usable(key_set):
+                return key_set
+            return self._wait_for_other_fetch(key_set)
+        try:
+            return self._fetch_and_share()
+        except KeyFetchError as exc:
+            logger.warning("signing key fetch failed: %s", exc)
+            self._retry_not_before = now + entra_settings.KEYS_RETRY_AFTER
+            return self._stale_or_unavailable(key_set)
+        finally:
+            try:
+                self._cache.delete(lock_key)
+            except Exception:
+                logger.warning("could not release the key fetch lock", exc_info=True)
+
+    def _wait_for_other_fetch(self, key_set: KeySet | None) -> KeySet:
+        deadline = self.monotonic() + FETCH_LOCK_TTL_S
+        while self.monotonic() < deadline:
+            shared = self._read_shared()
+            if shared is not None and (
+                key_set is None or shared["fetched_at"] > key_set.fetched_at
+            ):
+                return self._adopt(shared)
+            self.sleep(FETCH_LOCK_POLL_S)
+        return self._stale_or_unavailable(key_set)
+
+    def _stale_or_unavailable(self, key_set: KeySet | None) -> KeySet:
+        if self._usable(key_set):
+            return key_set
+        raise KeysUnavailable()
+
+
+def all_issuers(key_sets: Iterable[KeySet]) -> IssuerIndex:
+    return IssuerIndex(trusted for key_set in key_sets for trusted in key_set.issuers)

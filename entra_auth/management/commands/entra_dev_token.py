@@ -1,0 +1,63 @@
+"""``manage.py entra_dev_token``: print an access token signed by the development issuer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from entra_auth.conf import entra_settings
+from entra_auth.dev_issuer import mint_token, parse_lifetime
+
+
+class Command(BaseCommand):
+    help = (
+        "Print a development access token (SPEC 10). The API trusts it only with "
+        "ENTRA_DEV_ISSUER=1 and DEBUG on."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tenant", required=True, help="tenant ID (GUID) of the caller")
+        parser.add_argument(
+            "--scope", action="append", default=[], help="delegated scope; repeatable"
+        )
+        parser.add_argument("--role", action="append", default=[], help="app role; repeatable")
+        parser.add_argument(
+            "--app-only", action="store_true", help="an application (client credentials) token"
+        )
+        parser.add_argument(
+            "--oid", help="object ID (GUID) of the caller; stable per tenant by default"
+        )
+        parser.add_argument("--expires", default="1h", help="lifetime, e.g. 30m, 1h (at most 1d)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for name in ("tenant", "oid"):
+            if options[name] is not None:
+                try:
+                    uuid.UUID(options[name])
+                except ValueError:
+                    raise CommandError(f"--{name} must be a GUID") from None
+        try:
+            lifetime_s = parse_lifetime(options["expires"])
+        except ValueError as exc:
+            raise CommandError(f"--expires: {exc}") from None
+        if options["app_only"] and options["scope"]:
+            raise CommandError("app-only tokens carry roles, not scopes: drop --scope")
+        if not options["scope"] and not options["role"]:
+            raise CommandError("give at least one --scope or --role")
+        if not entra_settings.dev_issuer_trusted:
+            self.stderr.write(
+                "warning: this server does not trust development tokens "
+                "(set ENTRA_DEV_ISSUER=1 and DJANGO_DEBUG=1)."
+            )
+        self.stdout.write(
+            mint_token(
+                tenant_id=options["tenant"],
+                scopes=options["scope"],
+                roles=options["role"],
+                app_only=options["app_only"],
+                lifetime_s=lifetime_s,
+                object_id=options["oid"],
+            )
+        )

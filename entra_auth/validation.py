@@ -1,0 +1,153 @@
+"""The validator this deployment uses: settings-derived policy, trusted key stores, and a
+bounded in-process cache of validated tokens (SPEC 5, 6).
+
+It is rebuilt when ``ENTRA_AUTH`` (or ``DEBUG``) changes, so tests can override settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .conf import entra_settings
+from .dev_issuer import DEV_JWKS_URI, DevKeyStore
+from .keys import EntraEndpoints, EntraKeyStore, KeysUnavailable, all_issuers, key_set_changed
+from .tokens import (
+    IssuerIndex,
+    SigningKey,
+    TrustedIssuer,
+    ValidationPolicy,
+    parse_token,
+    validate_access_token,
+)
+
+ANY_TENANT = "*"
+
+
+def policy_from_settings() -> ValidationPolicy:
+    allowed_tenants = {tenant.lower() for tenant in entra_settings.ALLOWED_TENANTS}
+    allowed_apps = entra_settings.ALLOWED_CLIENT_APPS
+    return ValidationPolicy(
+        audiences=entra_settings.audiences,
+        accepted_versions=frozenset(entra_settings.ACCEPTED_TOKEN_VERSIONS),
+        clock_skew_s=float(entra_settings.CLOCK_SKEW),
+        allowed_tenants=None if ANY_TENANT in allowed_tenants else frozenset(allowed_tenants),
+        allowed_client_apps=None if allowed_apps is None else frozenset(allowed_apps),
+        allow_guests=bool(entra_settings.ALLOW_GUESTS),
+    )
+
+
+class ValidatedTokenCache:
+    """Claims of recently validated tokens, keyed by SHA-256 of the token, never past ``exp``.
+
+    Bounded: the oldest entry goes first when full. The raw token is never stored.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Mapping[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, digest: bytes, now: float) -> Mapping[str, Any] | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if now >= entry[0]:
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return entry[1]
+
+    def put(self, digest: bytes, claims: Mapping[str, Any], expires_at: float) -> None:
+        if self.max_entries <= 0:
+            return
+        with self._lock:
+            while len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]
+            self._entries[digest] = (expires_at, claims)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class TokenValidator:
+    """Validates bearer tokens against every issuer this deployment trusts."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.generation = entra_settings.generation
+        self.policy = policy_from_settings()
+        endpoints = EntraEndpoints.from_settings()
+        self.entra = EntraKeyStore(endpoints, clock=clock) if endpoints else None
+        self.dev = DevKeyStore() if entra_settings.dev_issuer_trusted else None
+        self.token_cache = ValidatedTokenCache(entra_settings.TOKEN_CACHE_MAX_ENTRIES)
+        self._index: IssuerIndex | None = None
+        self._index_key: tuple[int, ...] = ()
+
+    @property
+    def _stores(self) -> list[Any]:
+        return [store for store in (self.entra, self.dev) if store is not None]
+
+    def issuers(self) -> IssuerIndex:
+        """Trusted issuers from the current key sets; rebuilt only when a key set changes."""
+        stores = self._stores
+        if not stores:
+            raise KeysUnavailable("no issuer is configured")
+        key_sets = [store.current() for store in stores]
+        index_key = tuple(id(key_set) for key_set in key_sets)
+        if self._index is None or index_key != self._index_key:
+            self._index, self._index_key = all_issuers(key_sets), index_key
+        return self._index
+
+    def find_key(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
+        store = self.dev if trusted.jwks_uri == DEV_JWKS_URI else self.entra
+        return None if store is None else store.find_key(trusted, kid)
+
+    def validate(self, token: str) -> Mapping[str, Any]:
+        """Read-only claims of a valid token; raises ``TokenError`` or ``KeysUnavailable``."""
+        now = self.clock()
+        digest = hashlib.sha256(token.encode()).digest()
+        claims = self.token_cache.get(digest, now)
+        if claims is not None:
+            return claims
+        parsed = parse_token(token)
+        claims = MappingProxyType(
+            validate_access_token(
+                parsed, issuers=self.issuers(), find_key=self.find_key, policy=self.policy, now=now
+            )
+        )
+        self.token_cache.put(digest, claims, claims["exp"])
+        return claims
+
+
+_validator: TokenValidator | None = None
+_validator_lock = threading.Lock()
+
+
+def get_validator() -> TokenValidator:
+    """The process-wide validator for the current settings."""
+    global _validator
+    validator = _validator
+    if validator is None or validator.generation != entra_settings.generation:
+        with _validator_lock:
+            validator = _validator
+            if validator is None or validator.generation != entra_settings.generation:
+                validator = _validator = TokenValidator()
+    return validator
+
+
+def _drop_cached_tokens(sender: Any, **kwargs: Any) -> None:
+    validator = _validator
+    if validator is not None:
+        validator.token_cache.clear()
+
+
+key_set_changed.connect(_drop_cached_tokens)

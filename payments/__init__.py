@@ -1,0 +1,1 @@
+"""A sample multi-tenant payments API built only on ``entra_auth``'s public API."""
