@@ -303,7 +303,7 @@ def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> Non
 
 
 def _check_access_token(claims: Mapping[str, Any], version: str) -> None:
-    """An API access token names its client (``azp`` v2, ``appid`` v1) and grants scopes or roles."""
+    """An API access token names its client (``azp`` v2, ``appid`` v1) and grants scp or roles."""
     client_claim = "azp" if version == "2.0" else "appid"
     client = claims.get(client_claim)
     scp = claims.get("scp")

@@ -1,0 +1,56 @@
+"""Shared fixtures: the fake Entra server, Entra settings pointed at it, and API clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from rest_framework.test import APIClient
+
+from tests.fake_entra import CLIENT_ID, TENANT_A, FakeEntra
+
+
+@pytest.fixture(scope="session")
+def fake_entra_server() -> Iterator[FakeEntra]:
+    server = FakeEntra().start()
+    yield server
+    server.stop()
+
+
+def entra_config(fake: FakeEntra, **overrides: Any) -> dict[str, Any]:
+    """``ENTRA_AUTH`` for a single-tenant API in TENANT_A trusting the fake server."""
+    return {
+        "INSTANCE": fake.base_url,
+        "TENANT_ID": TENANT_A,
+        "CLIENT_ID": CLIENT_ID,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def fake_entra(fake_entra_server: FakeEntra, settings: Any) -> Iterator[FakeEntra]:
+    """A fresh fake Entra (one signing key, no requests counted) and settings trusting it."""
+    fake_entra_server.reset()
+    for cache in caches.all():
+        cache.clear()
+    settings.ENTRA_AUTH = entra_config(fake_entra_server)
+    yield fake_entra_server
+    for cache in caches.all():
+        cache.clear()
+
+
+@pytest.fixture
+def configure(fake_entra: FakeEntra, settings: Any):
+    """Replace ``ENTRA_AUTH`` for one test: ``configure(TENANT_ID="organizations", ...)``."""
+
+    def apply(**overrides: Any) -> None:
+        settings.ENTRA_AUTH = entra_config(fake_entra, **overrides)
+
+    return apply
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()

@@ -1,0 +1,20 @@
+"""Test settings: the project's, with DEBUG off and Entra pointed at the fake server.
+
+The fake server's address is known only at run time: the ``fake_entra`` fixture sets
+``ENTRA_AUTH["INSTANCE"]`` (a ``setting_changed`` reload).
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DJANGO_DEBUG", "0")
+
+from project.settings import *  # noqa: E402,F403
+
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ENTRA_AUTH = {
+    "INSTANCE": "http://127.0.0.1:9/",
+    "TENANT_ID": "6b1f0a52-1c1d-4d2e-9a43-0a1a2b3c4d5e",
+    "CLIENT_ID": "3c5a7e9b-1d2f-4a6b-8c0d-e1f2a3b4c5d6",
+}
