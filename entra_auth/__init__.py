@@ -1,7 +1,7 @@
 """Protect Django REST Framework APIs with Microsoft Entra ID access tokens.
 
 Public API (import from here): ``EntraJWTAuthentication``, ``EntraPrincipal``,
-``exception_handler``, ``RequestIdMiddleware``, ``entra_settings``. Names are loaded on first
+``exception_handler``, ``RequestContextMiddleware``, ``entra_settings``. Names are loaded on first
 use, so importing the package never imports Django models or DRF before apps are ready.
 """
 
@@ -12,7 +12,7 @@ _PUBLIC = {
     "EntraJWTAuthentication": "entra_auth.authentication",
     "EntraPrincipal": "entra_auth.principal",
     "exception_handler": "entra_auth.exceptions",
-    "RequestIdMiddleware": "entra_auth.middleware",
+    "RequestContextMiddleware": "entra_auth.middleware",
     "current_request_id": "entra_auth.middleware",
     "entra_settings": "entra_auth.conf",
 }

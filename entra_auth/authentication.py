@@ -16,7 +16,12 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from .conf import entra_settings
-from .exceptions import AuthenticationUnavailable, InvalidBearerRequest, InvalidBearerToken
+from .exceptions import (
+    AuthenticationUnavailable,
+    InvalidBearerRequest,
+    InvalidBearerToken,
+    www_authenticate,
+)
 from .keys import KeysUnavailable
 from .principal import EntraPrincipal
 from .tokens import TokenError
@@ -26,25 +31,6 @@ AUTH_SCHEME = "bearer"
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _FAILURE_ATTRIBUTE = "_entra_auth_failure"
-
-
-def _quote(value: str) -> str:
-    """An RFC 7230 quoted-string."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def www_authenticate(
-    realm: str, error: str | None = None, description: str | None = None, scope: str | None = None
-) -> str:
-    """The ``WWW-Authenticate`` challenge of RFC 6750 §3."""
-    params = [f"realm={_quote(realm)}"]
-    if error:
-        params.append(f"error={_quote(error)}")
-    if description:
-        params.append(f"error_description={_quote(description)}")
-    if scope:
-        params.append(f"scope={_quote(scope)}")
-    return "Bearer " + ", ".join(params)
 
 
 class EntraJWTAuthentication(BaseAuthentication):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -147,3 +148,48 @@ def check_entra_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         ]
     return []
+
+
+def _routed_views(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for pattern in patterns:
+        if hasattr(pattern, "url_patterns"):
+            yield from _routed_views(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+def _uncovered_actions(callback: Any) -> list[str]:
+    from .permissions import covers_action
+
+    view_class = callback.cls
+    actions = getattr(callback, "actions", None) or {
+        method: method for method in view_class.http_method_names if hasattr(view_class, method)
+    }
+    return [
+        action
+        for permission in getattr(view_class, "permission_classes", ())
+        for method, action in actions.items()
+        if not covers_action(permission, action, method)
+    ]
+
+
+@register(Tags.security, Tags.urls)
+def check_permission_rules(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Every routed action of a view guarded by ``per_action`` has a rule (SPEC 8: fail closed)."""
+    from django.urls import get_resolver
+
+    messages: list[Any] = []
+    for route, callback in _routed_views(get_resolver().url_patterns):
+        if getattr(callback, "cls", None) is None:
+            continue
+        for action in _uncovered_actions(callback):
+            messages.append(
+                Error(
+                    f"{callback.cls.__name__} (route {route!r}) has no permission rule for "
+                    f"action {action!r}: such requests would be refused.",
+                    hint="Name the action, or 'safe'/'unsafe'/'default', in per_action(...).",
+                    obj=callback.cls,
+                    id="entra_auth.E014",
+                )
+            )
+    return messages

@@ -17,10 +17,30 @@ from rest_framework.response import Response
 
 from .conf import entra_settings
 from .middleware import current_request_id
+from .permissions import missing_requirements
 
 logger = logging.getLogger("entra_auth.errors")
 
 INTERNAL_ERROR_DETAIL = "The server could not complete the request."
+
+
+def _quote(value: str) -> str:
+    """An RFC 7230 quoted-string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def www_authenticate(
+    realm: str, error: str | None = None, description: str | None = None, scope: str | None = None
+) -> str:
+    """The ``WWW-Authenticate`` challenge of RFC 6750 §3."""
+    params = [f"realm={_quote(realm)}"]
+    if error:
+        params.append(f"error={_quote(error)}")
+    if description:
+        params.append(f"error_description={_quote(description)}")
+    if scope:
+        params.append(f"scope={_quote(scope)}")
+    return "Bearer " + ", ".join(params)
 
 
 class InvalidBearerRequest(exceptions.AuthenticationFailed):
@@ -61,6 +81,23 @@ def _error_body(data: Any) -> dict[str, Any]:
     return {"detail": str(data)}
 
 
+def _describe_missing_requirements(request: Any, response: Response) -> None:
+    """RFC 6750 §3.1 ``insufficient_scope``, naming the scopes or roles that would grant access."""
+    missing = missing_requirements(request)
+    if not missing:
+        return
+    required = " ".join(missing)
+    response["WWW-Authenticate"] = www_authenticate(
+        entra_settings.REALM, "insufficient_scope", scope=required
+    )
+    if response.data.get("detail") == str(exceptions.PermissionDenied.default_detail):
+        response.data["detail"] = (
+            "The token lacks the scope or app role this action requires: one of "
+            + ", ".join(missing)
+            + "."
+        )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF ``EXCEPTION_HANDLER``: JSON for every error, the request id in the body."""
     # Imported here: DRF imports authentication classes while ``rest_framework.views`` loads.
@@ -79,5 +116,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         response.data = _error_body(response.data)
     if isinstance(exc, AuthenticationUnavailable):
         response["Retry-After"] = str(exc.retry_after_s)
+    request = context.get("request")
+    if isinstance(exc, exceptions.PermissionDenied) and request is not None:
+        _describe_missing_requirements(request, response)
     response.data["request_id"] = current_request_id()
     return response

@@ -1,4 +1,9 @@
-"""Request ids: one per request, on every response (``X-Request-ID``) and in error bodies."""
+"""Per-request context: a request id on every response, and a fresh ``contextvars`` context.
+
+The request runs in a copy of the caller's context, so whatever authentication sets for it
+(the tenant, the request id) is gone when it ends, also on exceptions: a worker thread never
+carries one request's tenant into the next.
+"""
 
 from __future__ import annotations
 
@@ -23,17 +28,22 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-class RequestIdMiddleware:
-    """Assigns ``request.request_id``: a trusted proxy's ``X-Request-ID`` or a new UUID.
+class RequestContextMiddleware:
+    """Runs each request in its own context and gives it ``request.request_id``.
 
-    An incoming id is used only when ``ENTRA_AUTH["TRUST_REQUEST_ID_HEADER"]`` is on (the proxy
-    in front sets or strips it) and it is short and plain; otherwise clients could forge ids.
+    The id is a trusted proxy's ``X-Request-ID`` when ``ENTRA_AUTH["TRUST_REQUEST_ID_HEADER"]``
+    is on (the proxy sets or strips it) and the value is short and plain; otherwise a new
+    UUID, so clients cannot forge the ids that tie logs and audit events together.
+    Put it first in ``MIDDLEWARE``.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return contextvars.copy_context().run(self._handle, request)
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         request_id = None
         if entra_settings.TRUST_REQUEST_ID_HEADER:
             incoming = request.headers.get(REQUEST_ID_HEADER, "")
@@ -41,10 +51,7 @@ class RequestIdMiddleware:
                 request_id = incoming
         request_id = request_id or uuid.uuid4().hex
         request.request_id = request_id
-        token = _request_id.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
+        _request_id.set(request_id)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
