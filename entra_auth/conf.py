@@ -26,6 +26,7 @@ HTTP_READ_TIMEOUT_S = 5.0
 HTTP_MAX_RESPONSE_BYTES = 1024 * 1024
 TOKEN_CACHE_MAX_ENTRIES = 10_000
 MAX_AUTHORIZATION_HEADER_BYTES = 16 * 1024
+MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 DEFAULTS: dict[str, Any] = {
     # Where tokens come from.
@@ -58,6 +59,8 @@ DEFAULTS: dict[str, Any] = {
     # Request handling.
     "TOKEN_CACHE_MAX_ENTRIES": TOKEN_CACHE_MAX_ENTRIES,
     "MAX_AUTHORIZATION_HEADER_BYTES": MAX_AUTHORIZATION_HEADER_BYTES,
+    # entra_auth.parsers.BoundedJSONParser refuses larger bodies with 413.
+    "MAX_REQUEST_BODY_BYTES": MAX_REQUEST_BODY_BYTES,
     "REALM": "api",
     # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).
     "TRUST_REQUEST_ID_HEADER": False,

@@ -177,6 +177,11 @@ class IssuerIndex:
     def __bool__(self) -> bool:
         return bool(self._exact or self._templates)
 
+    def issuers_for_tenant(self, tid: str) -> set[str]:
+        """Every trusted issuer as it reads for tenant ``tid``."""
+        templates = {f"{prefix}{tid}{suffix}" for prefix, suffix, _ in self._templates}
+        return templates | set(self._exact)
+
     def find(self, iss: str, tid: str) -> TrustedIssuer | None:
         """Exact match, or the template with ``{tenantid}`` replaced by ``tid`` (Entra rule)."""
         trusted = self._exact.get(iss)
@@ -344,18 +349,18 @@ def _is_guest(claims: Mapping[str, Any], tid: str) -> bool:
     return not isinstance(idp, str) or tid not in idp.lower().split("/")
 
 
-def _check_key_issuer(key: SigningKey, iss: str, tid: str, version: str) -> None:
-    """Entra keys may carry ``issuer``: the token's must match it, ``{tenantid}`` being ``tid``."""
+def _check_key_issuer(key: SigningKey, iss: str, tid: str, issuers: IssuerIndex) -> None:
+    """Entra binds keys to an issuer (``{tenantid}`` = the token's ``tid``).
+
+    As Microsoft.IdentityModel's signing-key issuer check does, the key's issuer must equal
+    the token's ``iss`` or a trusted metadata issuer for that tenant: a v1 token
+    (``sts.windows.net``) signed by a key that the v2 key set labels in v2 form is accepted.
+    """
     if key.issuer is None:
         return
     expected = key.issuer.replace(TENANT_ID_TEMPLATE, tid)
-    if iss != expected and not _is_v1_form_of(iss, expected, tid, version):
+    if expected != iss and expected not in issuers.issuers_for_tenant(tid):
         raise UnknownSigningKey("The access token's issuer does not match its signing key.")
-
-
-def _is_v1_form_of(iss: str, key_issuer_v2: str, tid: str, version: str) -> bool:
-    """A v1 token is signed by the same tenant key that Entra's JWKS labels in v2 form."""
-    return version == "1.0" and key_issuer_v2.endswith(f"/{tid}/v2.0") and iss.endswith(f"/{tid}/")
 
 
 def verify_signature(parsed: ParsedToken, key: SigningKey) -> None:
@@ -398,7 +403,7 @@ def validate_access_token(
     if key is None:
         raise UnknownSigningKey()
     verify_signature(parsed, key)
-    _check_key_issuer(key, iss, tid, version)
+    _check_key_issuer(key, iss, tid, issuers)
 
     _check_audience(claims, policy.audiences)
     _check_lifetime(claims, policy.clock_skew_s, now)
