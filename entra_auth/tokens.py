@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -266,7 +267,8 @@ def parse_token(token: str) -> ParsedToken:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A JSON number (not a boolean) that is finite: ``1e999`` decodes to infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _guid_claim(claims: Mapping[str, Any], name: str) -> str:
@@ -291,7 +293,8 @@ def _check_lifetime(claims: Mapping[str, Any], clock_skew_s: float, now: float) 
     for name in ("nbf", "iat"):
         if name in claims and not _is_number(claims[name]):
             raise InvalidClaim(f"The access token's '{name}' claim is not a number.")
-    if now > exp + clock_skew_s:
+    # RFC 7519 §4.1.4: the current time must be before exp (with leeway).
+    if now >= exp + clock_skew_s:
         raise Expired()
     if claims.get("nbf", now) > now + clock_skew_s or claims.get("iat", now) > now + clock_skew_s:
         raise NotYetValid()
