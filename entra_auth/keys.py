@@ -179,7 +179,9 @@ class EntraEndpoints:
         fingerprint = hashlib.sha256(repr(self).encode()).hexdigest()[:24]
         return f"{CACHE_KEY_PREFIX}{fingerprint}"
 
-    def fetch_document(self, session: requests.Session | None = None) -> dict[str, Any]:
+    def fetch_document(
+        self, session: requests.Session | None = None, *, now: float | None = None
+    ) -> dict[str, Any]:
         """Read metadata for each token version, then each distinct JWKS once."""
         issuers = []
         jwks: dict[str, Any] = {}
@@ -195,19 +197,24 @@ class EntraEndpoints:
                 if not isinstance(jwks[url].get("keys"), list):
                     raise KeyFetchError(f"{url} is not a JWKS")
             issuers.append({"issuer": issuer, "version": version, "jwks_uri": url})
-        return {"issuers": issuers, "jwks": jwks, "fetched_at": time.time()}
+        fetched_at = time.time() if now is None else now
+        return {"issuers": issuers, "jwks": jwks, "fetched_at": fetched_at}
 
 
 @dataclass
 class EntraKeyStore:
-    """Entra metadata and keys for one configuration, cached in memory and in Django's cache."""
+    """Entra metadata and keys for one configuration, cached in memory and in Django's cache.
+
+    The shared cache holds the documents (``cache_key``), a small stamp of when they were
+    fetched (``…:fetched_at``, read instead of the documents to notice another worker's
+    refresh), the cold-start lock (``…:lock``) and the refresh window (``…:refresh``).
+    """
 
     endpoints: EntraEndpoints
     clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     key_set: KeySet | None = None
-    _checked_at: float = 0.0
     _retry_not_before: float = 0.0
     _refresh_window_closed_until: float = 0.0
     _refreshed_since_start: bool = False
@@ -215,13 +222,29 @@ class EntraKeyStore:
     _session: requests.Session = field(default_factory=requests.Session)
 
     @property
-    def _cache(self):
+    def _cache(self) -> Any:
         return caches[entra_settings.CACHE_ALIAS]
+
+    def _cache_call(self, method: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        """A shared-cache operation whose failure degrades to ``default``: keys in memory serve."""
+        try:
+            return getattr(self._cache, method)(*args, **kwargs)
+        except Exception:  # a cache outage must not stop authentication
+            logger.warning("shared key cache %s failed", method, exc_info=True)
+            return default
+
+    def _is_fresh(self, fetched_at: float) -> bool:
+        return self.clock() - fetched_at < entra_settings.KEY_CACHE_TTL
+
+    def _usable(self, key_set: KeySet | None) -> bool:
+        return (
+            key_set is not None and self.clock() - key_set.fetched_at < entra_settings.KEY_MAX_STALE
+        )
 
     def current(self) -> KeySet:
         """The key set for the per-request path: from memory unless it is due for a refresh."""
         key_set = self.key_set
-        if key_set is not None and self.clock() - key_set.fetched_at < entra_settings.KEY_CACHE_TTL:
+        if key_set is not None and self._is_fresh(key_set.fetched_at):
             return key_set
         with self._lock:
             return self._load_or_fetch()
@@ -234,30 +257,26 @@ class EntraKeyStore:
         return key
 
     def refresh_keys_if_unknown_kid(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
-        """Adopt newer shared keys, or fetch anew if the refresh window allows (SPEC 5)."""
-        now = self.clock()
-        if now < self._refresh_window_closed_until and self._refreshed_since_start:
-            return None
+        """Adopt keys another worker fetched, or fetch anew if the refresh window allows (SPEC 5).
+
+        The first refresh in a process is always allowed; after it, at most one refresh per
+        ``KEY_REFRESH_MIN_INTERVAL`` across workers, so random ``kid``s cannot cause a flood.
+        """
         with self._lock:
-            key_set = self.key_set
+            key_set = self._adopt_newer_shared()
             if key_set is not None and (key := key_set.find(trusted.jwks_uri, kid)) is not None:
                 return key
-            shared = self._read_shared()
-            if shared is not None and (
-                key_set is None or shared["fetched_at"] > key_set.fetched_at
-            ):
-                key_set = self._adopt(shared)
-                if (key := key_set.find(trusted.jwks_uri, kid)) is not None:
-                    return key
+            now = self.clock()
+            if self._refreshed_since_start and now < self._refresh_window_closed_until:
+                return None
             interval = entra_settings.KEY_REFRESH_MIN_INTERVAL
-            window_opened = self._cache.add(
-                f"{self.endpoints.cache_key}:refresh", 1, timeout=interval
+            window_opened = self._cache_call(
+                "add", f"{self.endpoints.cache_key}:refresh", 1, timeout=interval, default=True
             )
+            self._refresh_window_closed_until = now + interval
             if not window_opened and self._refreshed_since_start:
-                self._refresh_window_closed_until = now + interval
                 return None
             self._refreshed_since_start = True
-            self._refresh_window_closed_until = now + interval
             try:
                 key_set = self._fetch_and_share()
             except KeyFetchError as exc:
@@ -265,12 +284,21 @@ class EntraKeyStore:
                 return None
             return key_set.find(trusted.jwks_uri, kid)
 
+    def _adopt_newer_shared(self) -> KeySet | None:
+        """Take over documents another worker fetched after ours (checked by their stamp)."""
+        key_set = self.key_set
+        stamp = self._cache_call("get", f"{self.endpoints.cache_key}:fetched_at")
+        if stamp is None or (key_set is not None and stamp <= key_set.fetched_at):
+            return key_set
+        document = self._read_shared()
+        if document is not None and (
+            key_set is None or document["fetched_at"] > key_set.fetched_at
+        ):
+            return self._adopt(document)
+        return key_set
+
     def _read_shared(self) -> dict[str, Any] | None:
-        try:
-            document = self._cache.get(self.endpoints.cache_key)
-        except Exception:
-            logger.warning("shared key cache unreadable; using keys in memory", exc_info=True)
-            return None
+        document = self._cache_call("get", self.endpoints.cache_key)
         return document if isinstance(document, dict) else None
 
     def _adopt(self, document: dict[str, Any]) -> KeySet:
@@ -279,66 +307,52 @@ class EntraKeyStore:
             self.key_set = key_set_from_document(document)
             if previous is not None and previous.keys != self.key_set.keys:
                 key_set_changed.send(sender=type(self), key_set=self.key_set)
-        self._checked_at = self.clock()
         return self.key_set
 
     def _fetch_and_share(self) -> KeySet:
-        document = self.endpoints.fetch_document(self._session)
-        try:
-            self._cache.set(
-                self.endpoints.cache_key, document, timeout=entra_settings.KEY_MAX_STALE
-            )
-        except Exception:
-            logger.warning("shared key cache unwritable; keys kept in memory", exc_info=True)
-        return self._adopt(document)
-
-    def _usable(self, key_set: KeySet | None) -> bool:
-        return (
-            key_set is not None and self.clock() - key_set.fetched_at < entra_settings.KEY_MAX_STALE
+        document = self.endpoints.fetch_document(self._session, now=self.clock())
+        timeout = entra_settings.KEY_MAX_STALE
+        self._cache_call("set", self.endpoints.cache_key, document, timeout=timeout)
+        self._cache_call(
+            "set", f"{self.endpoints.cache_key}:fetched_at", document["fetched_at"], timeout=timeout
         )
+        return self._adopt(document)
 
     def _load_or_fetch(self) -> KeySet:
         """Cold or due for refresh: shared cache first, then one fetch across workers."""
-        now = self.clock()
         key_set = self.key_set
-        if key_set is not None and now - key_set.fetched_at < entra_settings.KEY_CACHE_TTL:
+        if key_set is not None and self._is_fresh(key_set.fetched_at):
             return key_set
-        shared = self._read_shared()
-        if shared is not None and now - shared["fetched_at"] < entra_settings.KEY_CACHE_TTL:
-            return self._adopt(shared)
-        if shared is not None and (key_set is None or shared["fetched_at"] > key_set.fetched_at):
-            key_set = self._adopt(shared)
-        if now < self._retry_not_before:
+        key_set = self._adopt_newer_shared()
+        if key_set is not None and self._is_fresh(key_set.fetched_at):
+            return key_set
+        if self.clock() < self._retry_not_before:
             return self._stale_or_unavailable(key_set)
         lock_key = f"{self.endpoints.cache_key}:lock"
-        try:
-            locked = self._cache.add(lock_key, 1, timeout=FETCH_LOCK_TTL_S)
-        except Exception:  # noqa: BLE001 - without a shared lock, fetch for this process
-            locked = True
-        if not locked:
+        if not self._cache_call("add", lock_key, 1, timeout=FETCH_LOCK_TTL_S, default=True):
             if self._usable(key_set):
                 return key_set
             return self._wait_for_other_fetch(key_set)
         try:
+            # Another worker may have published between our look and taking the lock.
+            key_set = self._adopt_newer_shared()
+            if key_set is not None and self._is_fresh(key_set.fetched_at):
+                return key_set
             return self._fetch_and_share()
         except KeyFetchError as exc:
             logger.warning("signing key fetch failed: %s", exc)
-            self._retry_not_before = now + entra_settings.KEYS_RETRY_AFTER
+            self._retry_not_before = self.clock() + entra_settings.KEYS_RETRY_AFTER
             return self._stale_or_unavailable(key_set)
         finally:
-            try:
-                self._cache.delete(lock_key)
-            except Exception:
-                logger.warning("could not release the key fetch lock", exc_info=True)
+            self._cache_call("delete", lock_key)
 
     def _wait_for_other_fetch(self, key_set: KeySet | None) -> KeySet:
+        """Another worker holds the cold-start lock: use its result when it is shared."""
         deadline = self.monotonic() + FETCH_LOCK_TTL_S
         while self.monotonic() < deadline:
-            shared = self._read_shared()
-            if shared is not None and (
-                key_set is None or shared["fetched_at"] > key_set.fetched_at
-            ):
-                return self._adopt(shared)
+            newer = self._adopt_newer_shared()
+            if newer is not None and newer is not key_set:
+                return newer
             self.sleep(FETCH_LOCK_POLL_S)
         return self._stale_or_unavailable(key_set)
 
