@@ -55,7 +55,14 @@ def public_jwk(private_key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[s
     def encode(value: int) -> str:
         return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
-    return {"kty": "RSA", "use": "sig", "kid": kid, "n": encode(numbers.n), "e": encode(numbers.e), **extra}
+    return {
+        "kty": "RSA",
+        "use": "sig",
+        "kid": kid,
+        "n": encode(numbers.n),
+        "e": encode(numbers.e),
+        **extra,
+    }
 
 
 @dataclass
@@ -110,7 +117,11 @@ class FakeEntra:
         with self.lock:
             index = self._key_index
             self._key_index += 1
-        return PublishedKey(kid=f"fake-key-{index}-{uuid.uuid4().hex[:8]}", private_key=rsa_key(index), issuer=issuer)
+        return PublishedKey(
+            kid=f"fake-key-{index}-{uuid.uuid4().hex[:8]}",
+            private_key=rsa_key(index),
+            issuer=issuer,
+        )
 
     def rotate(self, keep_old: bool = True) -> PublishedKey:
         """Publish a new signing key (first in the JWKS); the old ones stay when ``keep_old``."""
@@ -194,7 +205,9 @@ class FakeEntra:
     ) -> str:
         """A signed access token; ``headers`` adds or replaces JOSE header members."""
         key = key or self.signing_key
-        return sign(self.claims(**claim_options), key.private_key, {"kid": key.kid, **(headers or {})})
+        return sign(
+            self.claims(**claim_options), key.private_key, {"kid": key.kid, **(headers or {})}
+        )
 
 
 # Pass as a claim override to remove the claim from the token.
@@ -210,10 +223,10 @@ def sign(claims: dict[str, Any], private_key: rsa.RSAPrivateKey, headers: dict[s
 
 def _handler_for(fake: FakeEntra) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             segments = [segment for segment in parts.path.split("/") if segment]
             query = parse_qs(parts.query)
@@ -254,16 +267,12 @@ def _handler_for(fake: FakeEntra) -> type[BaseHTTPRequestHandler]:
                     keys = list(fake.state.app_keys.get(app_id, [])) if app_id else []
                     keys += fake.state.keys
                 default_issuer = fake.issuer("2.0", template_tenant) if v2 else None
-                return "jwks", {
-                    "keys": [
-                        public_jwk(
-                            key.private_key,
-                            key.kid,
-                            **({"issuer": key.issuer or default_issuer} if (key.issuer or default_issuer) else {}),
-                        )
-                        for key in keys
-                    ]
-                }
+                published = []
+                for key in keys:
+                    issuer = key.issuer or default_issuer
+                    extra = {"issuer": issuer} if issuer else {}
+                    published.append(public_jwk(key.private_key, key.kid, **extra))
+                return "jwks", {"keys": published}
             return "other", None
 
         def _send(self, status: int, body: bytes) -> None:
