@@ -158,6 +158,16 @@ def _routed_views(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield prefix + str(pattern.pattern), pattern.callback
 
 
+def _unnamed_requirements(callback: Any) -> list[str]:
+    from .permissions import unnamed_requirements
+
+    return [
+        name
+        for permission in getattr(callback.cls, "permission_classes", ())
+        for name in unnamed_requirements(permission)
+    ]
+
+
 def _uncovered_actions(callback: Any) -> list[str]:
     from .permissions import covers_action
 
@@ -190,6 +200,16 @@ def check_permission_rules(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     hint="Name the action, or 'safe'/'unsafe'/'default', in per_action(...).",
                     obj=callback.cls,
                     id="entra_auth.E014",
+                )
+            )
+        for name in _unnamed_requirements(callback):
+            messages.append(
+                Error(
+                    f"{callback.cls.__name__} (route {route!r}) uses {name} without naming "
+                    "what it requires: its requests fail.",
+                    hint=f"Write {name}('<scope or role>', ...).",
+                    obj=callback.cls,
+                    id="entra_auth.E015",
                 )
             )
     return messages

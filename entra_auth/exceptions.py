@@ -81,9 +81,9 @@ def _error_body(data: Any) -> dict[str, Any]:
     return {"detail": str(data)}
 
 
-def _describe_missing_requirements(request: Any, response: Response) -> None:
+def _describe_missing_requirements(request: Any, view: Any, response: Response) -> None:
     """RFC 6750 §3.1 ``insufficient_scope``, naming the scopes or roles that would grant access."""
-    missing = missing_requirements(request)
+    missing = missing_requirements(request, view)
     if not missing:
         return
     required = " ".join(missing)
@@ -116,8 +116,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         response.data = _error_body(response.data)
     if isinstance(exc, AuthenticationUnavailable):
         response["Retry-After"] = str(exc.retry_after_s)
-    request = context.get("request")
-    if isinstance(exc, exceptions.PermissionDenied) and request is not None:
-        _describe_missing_requirements(request, response)
+    request, view = context.get("request"), context.get("view")
+    if isinstance(exc, exceptions.PermissionDenied) and request is not None and view is not None:
+        _describe_missing_requirements(request, view, response)
     response.data["request_id"] = current_request_id()
     return response

@@ -18,31 +18,59 @@ A denial records what was missing; the exception handler answers 403 with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework.permissions import SAFE_METHODS, BasePermission, BasePermissionMetaclass
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import (
+    AND,
+    NOT,
+    OR,
+    SAFE_METHODS,
+    BasePermission,
+    BasePermissionMetaclass,
+    OperandHolder,
+    SingleOperandHolder,
+)
 from rest_framework.request import Request
 
-_DENIALS_ATTRIBUTE = "_entra_auth_missing"
 SAFE_KEY = "safe"
 UNSAFE_KEY = "unsafe"
 DEFAULT_KEY = "default"
+METADATA_ACTION = "metadata"
 
 
-def missing_requirements(request: Request) -> tuple[str, ...]:
-    """Scopes/roles whose absence denied this request, in the order they were checked."""
-    return tuple(getattr(request, _DENIALS_ATTRIBUTE, {}))
+def missing_requirements(request: Request, view: Any) -> tuple[str, ...]:
+    """The scopes/roles that would have granted the first permission that denied the request.
+
+    Worked out from the rule's structure: ``A | B`` names both sides when both deny, ``A & B``
+    the side that denies, ``~A`` nothing. Empty when no scope or role would have helped.
+    """
+    for permission in view.get_permissions():
+        missing = _would_grant(permission, request, view)
+        if missing is not None:
+            return tuple(dict.fromkeys(missing))
+    return ()
 
 
-def _record_missing(request: Request, names: Iterable[str]) -> None:
-    missing = getattr(request, _DENIALS_ATTRIBUTE, None)
-    if missing is None:
-        missing = {}
-        setattr(request, _DENIALS_ATTRIBUTE, missing)
-    for name in names:
-        missing[name] = None
+def _would_grant(permission: Any, request: Request, view: Any) -> tuple[str, ...] | None:
+    """None when ``permission`` grants; otherwise the names that would grant it."""
+    if isinstance(permission, _PerAction):
+        return _would_grant(permission._rule(request, view), request, view)
+    if isinstance(permission, OR):
+        first = _would_grant(permission.op1, request, view)
+        if first is None:
+            return None
+        second = _would_grant(permission.op2, request, view)
+        return None if second is None else first + second
+    if isinstance(permission, AND):
+        first = _would_grant(permission.op1, request, view)
+        return first if first is not None else _would_grant(permission.op2, request, view)
+    if isinstance(permission, NOT):
+        return () if _would_grant(permission.op1, request, view) is None else None
+    if permission.has_permission(request, view):
+        return None
+    return permission._order if isinstance(permission, _Requirement) else ()
 
 
 def _entra_caller(request: Request) -> Any | None:
@@ -62,6 +90,34 @@ class _RequirementMeta(BasePermissionMetaclass):
         if not required:
             return super().__call__()
         return cls.requiring(*required)
+
+    def _must_name_requirements(cls) -> None:
+        # Behind a granting '|' an unnamed requirement would never be evaluated: refuse it now.
+        if cls.required is None:
+            raise ImproperlyConfigured(
+                f"{cls.__name__} must name what it requires before it is composed, "
+                f"e.g. {cls.__name__}('Payments.Read')."
+            )
+
+    def __and__(cls, other: Any) -> Any:
+        cls._must_name_requirements()
+        return super().__and__(other)
+
+    def __or__(cls, other: Any) -> Any:
+        cls._must_name_requirements()
+        return super().__or__(other)
+
+    def __rand__(cls, other: Any) -> Any:
+        cls._must_name_requirements()
+        return super().__rand__(other)
+
+    def __ror__(cls, other: Any) -> Any:
+        cls._must_name_requirements()
+        return super().__ror__(other)
+
+    def __invert__(cls) -> Any:
+        cls._must_name_requirements()
+        return super().__invert__()
 
 
 class _Requirement(BasePermission, metaclass=_RequirementMeta):
@@ -92,12 +148,7 @@ class _Requirement(BasePermission, metaclass=_RequirementMeta):
                 f"{type(self).__name__}('Payments.Read')."
             )
         caller = _entra_caller(request)
-        if caller is None:
-            return False
-        if self._granted(request, caller):
-            return True
-        _record_missing(request, self._order)
-        return False
+        return caller is not None and self._granted(request, caller)
 
 
 class HasScope(_Requirement):
@@ -134,10 +185,11 @@ class IsDelegated(BasePermission):
 
 
 class SameTenant(BasePermission):
-    """Object level: the object's ``tenant_id`` is the caller's ``tid``.
+    """Object level: the object's ``tenant_id`` is the caller's ``tid``, else 404 (SPEC 7).
 
-    A mismatch is answered 404 by views that look objects up through the tenant-scoped
-    manager; this check is the second, independent line of defence.
+    Another tenant's object is answered as missing, so its existence is not revealed. Views
+    that read through the tenant-scoped manager never get that far; this is the second,
+    independent line of defence.
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -145,10 +197,17 @@ class SameTenant(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         caller = _entra_caller(request)
-        tenant_id = getattr(obj, "tenant_id", None)
-        if caller is None or tenant_id is None:
+        if caller is None:
             return False
-        return str(tenant_id).lower() == caller.tid
+        tenant_id = getattr(obj, "tenant_id", None)
+        if tenant_id is None or str(tenant_id).lower() != caller.tid:
+            raise NotFound()
+        return True
+
+
+class _DenyAll(BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return False
 
 
 class _PerAction(BasePermission):
@@ -159,9 +218,14 @@ class _PerAction(BasePermission):
     def _rule(self, request: Request, view: Any) -> BasePermission:
         action = getattr(view, "action", None) or request.method.lower()
         rule = self.rules.get(action)
+        if rule is None and action == METADATA_ACTION:
+            # OPTIONS describes the route: whoever may GET it may ask.
+            rule = self.rules.get(getattr(view, "action_map", {}).get("get", "get"))
         if rule is None:
             safe = request.method in SAFE_METHODS
             rule = self.rules.get(SAFE_KEY if safe else UNSAFE_KEY, self.rules.get(DEFAULT_KEY))
+        if rule is None and action == METADATA_ACTION:
+            return _DenyAll()
         if rule is None:
             raise ImproperlyConfigured(
                 f"{type(view).__name__} declares no permission rule for action {action!r}: "
@@ -197,3 +261,18 @@ def covers_action(permission: Any, action: str, method: str) -> bool:
     rules = permission.rules
     fallback = SAFE_KEY if method.upper() in SAFE_METHODS else UNSAFE_KEY
     return action in rules or fallback in rules or DEFAULT_KEY in rules
+
+
+def unnamed_requirements(permission: Any) -> list[str]:
+    """Requirement classes in a permission tree that name nothing (for the system check)."""
+    if isinstance(permission, OperandHolder):
+        return unnamed_requirements(permission.op1_class) + unnamed_requirements(
+            permission.op2_class
+        )
+    if isinstance(permission, SingleOperandHolder):
+        return unnamed_requirements(permission.op1_class)
+    if isinstance(permission, type) and issubclass(permission, _PerAction):
+        return [name for rule in permission.rules.values() for name in unnamed_requirements(rule)]
+    if isinstance(permission, type) and issubclass(permission, _Requirement):
+        return [] if permission.required is not None else [permission.__name__]
+    return []

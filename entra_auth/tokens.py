@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from jwt.exceptions import InvalidKeyError
 ALLOWED_ALGORITHM = "RS256"
 TENANT_ID_TEMPLATE = "{tenantid}"
 MIN_RSA_KEY_BITS = 2048
+# 9999-12-31T23:59:59Z, the largest time a token may name.
+MAX_NUMERIC_DATE = 253_402_300_799
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -266,9 +267,17 @@ def parse_token(token: str) -> ParsedToken:
     return ParsedToken(header, claims, signing_input, signature)
 
 
-def _is_number(value: Any) -> bool:
-    """A JSON number (not a boolean) that is finite: ``1e999`` decodes to infinity."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _is_numeric_date(value: Any) -> bool:
+    """RFC 7519 NumericDate: a JSON number (not a boolean) from 1970 to 9999.
+
+    The bounds refuse what would never expire: ``1e999`` decodes to infinity, and huge
+    integers cannot even be compared as floats.
+    """
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_NUMERIC_DATE
+    )
 
 
 def _guid_claim(claims: Mapping[str, Any], name: str) -> str:
@@ -288,10 +297,10 @@ def _string_claim(claims: Mapping[str, Any], name: str) -> str:
 def _check_lifetime(claims: Mapping[str, Any], clock_skew_s: float, now: float) -> None:
     """RFC 7519 §4.1.4-4.1.6 with leeway: ``exp`` required; ``nbf`` and ``iat`` not ahead."""
     exp = claims.get("exp")
-    if not _is_number(exp):
+    if not _is_numeric_date(exp):
         raise InvalidClaim("The access token's 'exp' claim is missing or not a number.")
     for name in ("nbf", "iat"):
-        if name in claims and not _is_number(claims[name]):
+        if name in claims and not _is_numeric_date(claims[name]):
             raise InvalidClaim(f"The access token's '{name}' claim is not a number.")
     # RFC 7519 §4.1.4: the current time must be before exp (with leeway).
     if now >= exp + clock_skew_s:
@@ -330,7 +339,7 @@ def _check_access_token(claims: Mapping[str, Any], version: str) -> None:
 
 def client_app_id(claims: Mapping[str, Any]) -> str | None:
     """The calling application: ``azp`` in v2 tokens, ``appid`` in v1 tokens."""
-    return claims.get("azp") or claims.get("appid")
+    return claims.get("appid") if claims.get("ver") == "1.0" else claims.get("azp")
 
 
 def is_app_only(claims: Mapping[str, Any]) -> bool:
@@ -386,12 +395,18 @@ def validate_access_token(
     tid = _guid_claim(claims, "tid")
     _guid_claim(claims, "oid")
     version = claims.get("ver")
-    if version not in policy.accepted_versions:
+    if not isinstance(version, str) or version not in policy.accepted_versions:
         raise InvalidClaim("The access token's version ('ver') is not accepted.")
 
     trusted = issuers.find(iss, tid)
     if trusted is None or trusted.version != version:
         raise UnknownIssuer()
+
+    key = find_key(trusted, parsed.header["kid"])
+    if key is None:
+        raise UnknownSigningKey()
+    verify_signature(parsed, key)
+    # Tenant rules only after the signature: unsigned probes learn nothing about them.
     if tid not in iss.lower().split("/"):
         raise UnknownIssuer("The access token's tenant does not match its issuer.")
     if (
@@ -401,11 +416,6 @@ def validate_access_token(
         and tid not in policy.allowed_tenants
     ):
         raise TenantNotAllowed()
-
-    key = find_key(trusted, parsed.header["kid"])
-    if key is None:
-        raise UnknownSigningKey()
-    verify_signature(parsed, key)
     _check_key_issuer(key, iss, tid, issuers)
 
     _check_audience(claims, policy.audiences)
