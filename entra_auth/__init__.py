@@ -13,6 +13,7 @@ _PUBLIC = {
     "EntraPrincipal": "entra_auth.principal",
     "exception_handler": "entra_auth.exceptions",
     "RequestContextMiddleware": "entra_auth.middleware",
+    "JsonErrorMiddleware": "entra_auth.middleware",
     "current_request_id": "entra_auth.middleware",
     "entra_settings": "entra_auth.conf",
 }

@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "REALM": "api",
     # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).
     "TRUST_REQUEST_ID_HEADER": False,
+    # Paths whose error answers are always JSON (JsonErrorMiddleware).
+    "API_PATH_PREFIXES": ["/api/"],
 }
 
 

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .conf import entra_settings
 
@@ -55,3 +55,47 @@ class RequestContextMiddleware:
         response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+ERROR_DETAILS = {
+    400: "The request is invalid.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "The request body is too large.",
+}
+SERVER_ERROR_DETAIL = "The server could not complete the request."
+
+
+class JsonErrorMiddleware:
+    """API routes answer errors in JSON, never Django's HTML pages, whatever ``DEBUG`` says.
+
+    Django renders 404s for unknown URLs and 500s from outside DRF views as HTML (with URL
+    patterns and tracebacks when ``DEBUG`` is on). Under ``ENTRA_AUTH["API_PATH_PREFIXES"]``
+    such answers are replaced by ``{"detail": ..., "request_id": ...}``. Place it right after
+    ``RequestContextMiddleware``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400 or not self._is_api(request.path):
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        detail = ERROR_DETAILS.get(response.status_code, SERVER_ERROR_DETAIL)
+        if response.status_code < 500 and response.status_code not in ERROR_DETAILS:
+            detail = "The request could not be completed."
+        replacement = JsonResponse(
+            {"detail": detail, "request_id": current_request_id()}, status=response.status_code
+        )
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                replacement[header] = response[header]
+        return replacement
+
+    @staticmethod
+    def _is_api(path: str) -> bool:
+        return any(path.startswith(prefix) for prefix in entra_settings.API_PATH_PREFIXES)
