@@ -24,6 +24,7 @@ from .exceptions import (
 )
 from .keys import KeysUnavailable
 from .principal import EntraPrincipal
+from .tenancy import activate_tenant
 from .tokens import TokenError
 from .validation import get_validator
 
@@ -55,7 +56,11 @@ class EntraJWTAuthentication(BaseAuthentication):
             raise failure from None
         except KeysUnavailable:
             raise AuthenticationUnavailable() from None
-        return self.get_user(claims), claims
+        user = self.get_user(claims)
+        # SPEC 9: the request now belongs to the caller's tenant (RequestContextMiddleware
+        # drops the context when the request ends).
+        activate_tenant(claims["tid"])
+        return user, claims
 
     def get_header(self, request: Request) -> str | None:
         """The raw ``Authorization`` header, refused when oversized (before any parsing)."""

@@ -103,7 +103,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     # Imported here: DRF imports authentication classes while ``rest_framework.views`` loads.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    if isinstance(exc, (Http404, PermissionDenied, exceptions.APIException)):
+    if isinstance(exc, Http404):
+        # Django's message names the model ("No Payment matches…"): say no more than this.
+        exc = exceptions.NotFound()
+    if isinstance(exc, (PermissionDenied, exceptions.APIException)):
         response = drf_exception_handler(exc, context)
     else:
         response = None

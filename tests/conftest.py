@@ -54,3 +54,12 @@ def configure(fake_entra: FakeEntra, settings: Any):
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def no_tenant_context_outlives_a_test():
+    """A request's tenant must never leak into whatever runs next in the same thread."""
+    yield
+    from entra_auth.tenancy import current_tenant
+
+    assert current_tenant() is None, "a tenant context outlived the test"

@@ -1,0 +1,324 @@
+"""Tenant isolation in the ORM (SPEC 9): the tenant context and tenant-owned models.
+
+Authentication activates the caller's tenant (``tid``) in a ``contextvars`` variable, so
+threads and asyncio tasks never see each other's tenant; ``RequestContextMiddleware`` runs each
+request in a context of its own, so the tenant is gone when the request ends, also on errors.
+
+``TenantOwnedModel`` gives a model an indexed ``tenant_id`` and two managers:
+
+- ``objects``, the default: every query is filtered to the current tenant. The filter reads the
+  tenant when the SQL is built, not when the queryset is, so ``queryset = Model.objects.all()``
+  on a view class is safe; with no tenant context it raises ``TenantContextMissing`` rather than
+  return every tenant's rows. Writes take the current tenant and refuse any other.
+- ``all_tenants``: unscoped, for the admin, migrations and maintenance commands; greppable, and
+  every use should say why in a comment.
+
+The base manager (``Model._base_manager``) stays Django's plain, unscoped one on purpose: Django
+uses it for the UPDATE of ``save()``, for ``refresh_from_db``, forward ForeignKey access and
+deletion cascades, which maintenance code outside any tenant context needs too. They still stay
+inside a tenant: ``save()`` refuses a ForeignKey to another tenant's row (so forward relations
+and ``select_related`` cannot cross tenants) and its UPDATE is limited to the row's own tenant.
+
+On PostgreSQL, row-level security (``entra_auth.rls``) enforces the same rule underneath; the
+settings wrapper it needs is installed here on every new connection.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models, router
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+from . import tenancy_checks  # noqa: F401  (registers entra_auth.E020)
+from .rls import EnableRowLevelSecurity, install_tenant_settings
+
+__all__ = [
+    "EnableRowLevelSecurity",
+    "TenantContextMissing",
+    "TenantMismatch",
+    "TenantOwnedModel",
+    "TenantQuerySet",
+    "TenantScopedManager",
+    "activate_tenant",
+    "current_tenant",
+    "deactivate_tenant",
+    "tenant_context",
+]
+
+TENANT_FIELD = "tenant_id"
+
+_current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "entra_auth_tenant", default=None
+)
+
+
+class TenantContextMissing(Exception):
+    """A tenant-scoped query or save ran outside any tenant context: refused, never unscoped."""
+
+
+class TenantMismatch(Exception):
+    """A write would put a row in, or point a row at, a tenant other than its own."""
+
+
+def current_tenant() -> str | None:
+    """The tenant (lower-case GUID) this code runs for; None outside any tenant context."""
+    return _current_tenant.get()
+
+
+def activate_tenant(tenant_id: str | uuid.UUID) -> contextvars.Token:
+    """Enter ``tenant_id``'s context (authentication does, per request); ValueError unless a GUID.
+
+    Undo it with ``deactivate_tenant(token)``.
+    """
+    return _current_tenant.set(_canonical(tenant_id))
+
+
+def deactivate_tenant(token: contextvars.Token) -> None:
+    """Restore the tenant context that was current before the matching ``activate_tenant``."""
+    _current_tenant.reset(token)
+
+
+@contextmanager
+def tenant_context(tenant_id: str | uuid.UUID) -> Iterator[str]:
+    """Run a block as ``tenant_id`` (maintenance code, tests); the previous context comes back
+    afterwards, also when the block raises."""
+    token = activate_tenant(tenant_id)
+    try:
+        yield _current_tenant.get()
+    finally:
+        deactivate_tenant(token)
+
+
+def _canonical(tenant_id: str | uuid.UUID) -> str:
+    return str(uuid.UUID(str(tenant_id)))
+
+
+def _require_tenant(action: str) -> str:
+    tenant = current_tenant()
+    if tenant is None:
+        raise TenantContextMissing(
+            f"{action} needs a tenant context: run it inside a request, or tenant_context(...), "
+            "or use the all_tenants manager deliberately."
+        )
+    return tenant
+
+
+class _CurrentTenant(models.Expression):
+    """The current tenant as a query parameter, read when the SQL is built."""
+
+    def __init__(self) -> None:
+        super().__init__(output_field=models.UUIDField())
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, Sequence[Any]]:
+        tenant = _require_tenant("A tenant-scoped query")
+        return compiler.compile(models.Value(uuid.UUID(tenant), output_field=self.output_field))
+
+
+def _claim(obj: TenantOwnedModel, tenant: str | None) -> None:
+    """Give ``obj`` the current tenant when it has none; refuse one that differs."""
+    if obj.tenant_id is None:
+        if tenant is None:
+            raise TenantContextMissing(
+                f"Saving a {type(obj).__name__} needs a tenant context or an explicit tenant_id."
+            )
+        obj.tenant_id = uuid.UUID(tenant)
+        return
+    obj.tenant_id = uuid.UUID(str(obj.tenant_id))
+    if tenant is not None and str(obj.tenant_id) != tenant:
+        raise TenantMismatch(
+            f"This {type(obj).__name__} belongs to tenant {obj.tenant_id}, "
+            f"not to the current tenant {tenant}."
+        )
+
+
+def _tenant_foreign_keys(model: type[models.Model], names: Iterable[str] | None) -> list[Any]:
+    """Concrete ForeignKey/OneToOneField fields of ``model`` that point at tenant-owned models."""
+    wanted = None if names is None else set(names)
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if (field.many_to_one or field.one_to_one)
+        and issubclass(field.related_model, TenantOwnedModel)
+        and (wanted is None or field.name in wanted or field.attname in wanted)
+    ]
+
+
+def _tenants_of_targets(field: Any, values: Iterable[Any], using: str) -> dict[Any, uuid.UUID]:
+    """The tenant of each row ``field`` may point at, keyed by the target field's value.
+
+    A row of another tenant hidden by row-level security reads as missing, and is refused too.
+    """
+    target = field.target_field
+    keys = {target.to_python(value) for value in values} - {None}
+    if not keys:
+        return {}
+    rows = field.related_model._base_manager.using(using).filter(**{f"{target.attname}__in": keys})
+    return dict(rows.values_list(target.attname, TENANT_FIELD))
+
+
+def _verify_references(
+    model: type[models.Model],
+    objs: list[Any],
+    using: str,
+    names: Iterable[str] | None = None,
+) -> None:
+    """Each ForeignKey of ``objs`` to a tenant-owned row points into the object's own tenant."""
+    for field in _tenant_foreign_keys(model, names):
+        values = [getattr(obj, field.attname) for obj in objs]
+        tenants = _tenants_of_targets(field, values, using)
+        for obj, value in zip(objs, values, strict=True):
+            if value is None:
+                continue
+            if tenants.get(field.target_field.to_python(value)) != obj.tenant_id:
+                raise TenantMismatch(
+                    f"{model.__name__}.{field.name} points at a "
+                    f"{field.related_model.__name__} that is not in tenant {obj.tenant_id}."
+                )
+
+
+class TenantQuerySet(models.QuerySet):
+    """Queryset of tenant-owned rows whose writes stay inside the current tenant.
+
+    The read filter comes from ``TenantScopedManager``; this class guards the write paths.
+    """
+
+    def _write_db(self) -> str:
+        return self._db or router.db_for_write(self.model)
+
+    def create(self, **kwargs: Any) -> Any:
+        _require_tenant(f"{self.model.__name__}.objects.create()")
+        return super().create(**kwargs)
+
+    def bulk_create(
+        self,
+        objs: Iterable[Any],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Sequence[str] | None = None,
+        unique_fields: Sequence[str] | None = None,
+    ) -> list[Any]:
+        """Assign or verify the tenant of every object and of every ForeignKey target."""
+        tenant = _require_tenant(f"{self.model.__name__}.objects.bulk_create()")
+        if update_conflicts and TENANT_FIELD not in (unique_fields or ()):
+            # An upsert on a key shared across tenants would overwrite another tenant's row.
+            raise TenantMismatch(
+                "bulk_create(update_conflicts=True) needs 'tenant_id' among unique_fields."
+            )
+        objs = list(objs)
+        for obj in objs:
+            _claim(obj, tenant)
+        _verify_references(self.model, objs, self._write_db())
+        return super().bulk_create(
+            objs,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            update_fields=update_fields,
+            unique_fields=unique_fields,
+        )
+
+    def bulk_update(
+        self, objs: Iterable[Any], fields: Sequence[str], batch_size: int | None = None
+    ) -> int:
+        """Verify every object and its updated ForeignKeys belong to the current tenant."""
+        tenant = _require_tenant(f"{self.model.__name__}.objects.bulk_update()")
+        objs = list(objs)
+        for obj in objs:
+            _claim(obj, tenant)
+        _verify_references(self.model, objs, self._write_db(), fields)
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def update(self, **kwargs: Any) -> int:
+        """Refuse to move rows to another tenant or point them at another tenant's rows."""
+        tenant = _require_tenant(f"{self.model.__name__}.objects.update()")
+        if TENANT_FIELD in kwargs and str(kwargs[TENANT_FIELD]).lower() != tenant:
+            raise TenantMismatch("update() cannot move rows to another tenant.")
+        for name, value in kwargs.items():
+            try:
+                field = self.model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue  # Django's own update() reports it
+            if value is None or hasattr(value, "resolve_expression"):
+                continue  # expressions compute per row; bulk_update checks its objects itself
+            if field not in _tenant_foreign_keys(self.model, [name]):
+                continue
+            if isinstance(value, models.Model):
+                value = getattr(value, field.target_field.attname)
+            tenants = _tenants_of_targets(field, [value], self._write_db())
+            if tenants.get(field.target_field.to_python(value)) != uuid.UUID(tenant):
+                raise TenantMismatch(
+                    f"update() would point {self.model.__name__}.{field.name} at another tenant."
+                )
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        # Checked up front: Django deletes inside atomic(savepoint=False), where a failure
+        # raised while building the SQL would also break the caller's transaction.
+        _require_tenant(f"{self.model.__name__}.objects.delete()")
+        return super().delete()
+
+    def raw(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: raw SQL cannot be tenant-scoped; say so with ``all_tenants.raw()``."""
+        raise TypeError(
+            f"{self.model.__name__}.objects.raw() cannot be tenant-scoped; use "
+            "all_tenants.raw() with an explicit tenant_id condition."
+        )
+
+
+class TenantScopedManager(models.Manager.from_queryset(TenantQuerySet)):
+    """Default manager of tenant-owned models: every queryset is limited to the current tenant.
+
+    Django builds reverse related managers from it, so ``widget.parts`` and
+    ``prefetch_related("parts")`` stay inside the tenant too.
+    """
+
+    def get_queryset(self) -> TenantQuerySet:
+        return super().get_queryset().filter(**{TENANT_FIELD: _CurrentTenant()})
+
+
+class TenantOwnedModel(models.Model):
+    """Abstract base for rows owned by one Entra tenant (SPEC 9).
+
+    ``objects`` is scoped to the current tenant and fails closed; ``all_tenants`` is not.
+    """
+
+    tenant_id = models.UUIDField(db_index=True, editable=False)
+
+    objects = TenantScopedManager()
+    # Unscoped on purpose: the admin, migrations and maintenance commands. Justify each use.
+    all_tenants = models.Manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Take the current tenant, or check the one set; refuse ForeignKeys into other tenants."""
+        _claim(self, current_tenant())
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        _verify_references(type(self), [self], using, kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Inside a tenant context, only that tenant's rows can be deleted."""
+        tenant = current_tenant()
+        if tenant is not None and (self.tenant_id is None or _canonical(self.tenant_id) != tenant):
+            raise TenantMismatch(f"This {type(self).__name__} is not in the current tenant.")
+        return super().delete(*args, **kwargs)
+
+    def _do_update(self, base_qs: Any, *args: Any, **kwargs: Any) -> bool:
+        # save()'s UPDATE by primary key runs on the unscoped base manager: limit it to this
+        # row's tenant, so a stale or forged instance cannot overwrite another tenant's row.
+        return super()._do_update(base_qs.filter(**{TENANT_FIELD: self.tenant_id}), *args, **kwargs)
+
+
+@receiver(connection_created, dispatch_uid="entra_auth.tenancy.rls_settings")
+def _install_rls_settings(sender: Any, connection: Any, **kwargs: Any) -> None:
+    install_tenant_settings(connection, current_tenant)
