@@ -192,8 +192,13 @@ class ScriptedHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """A fake clock that also drives the cache's expiry (a shared Redis keeps the same time)."""
+def clock(monkeypatch: pytest.MonkeyPatch, settings: Any) -> FakeClock:
+    """A fake clock that also drives the cache's expiry (a shared Redis keeps the same time).
+
+    Only the local-memory cache can follow a fake clock, so these tests use it even when the
+    suite runs against Redis.
+    """
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     fake_clock = FakeClock(time.time())
     cache_time = SimpleNamespace(time=fake_clock)
     monkeypatch.setattr(locmem, "time", cache_time)
