@@ -1,0 +1,71 @@
+"""Admin for payments and refunds: read-mostly, across tenants (explicitly unscoped)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import Payment, Refund
+
+
+class ReadOnlyAcrossTenantsAdmin(admin.ModelAdmin):
+    """Staff see every tenant's rows (the admin has no tenant context) and change none."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Cross-tenant on purpose: the admin is the operators' view of all tenants.
+        return self.model.all_tenants.all()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    fields = ["amount", "created_by_oid", "created_by_app_id", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Refund]:
+        # Cross-tenant on purpose, as for the payment itself (the same tenant by construction).
+        return Refund.all_tenants.all()
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAcrossTenantsAdmin):
+    list_display = [
+        "id",
+        "tenant_id",
+        "amount",
+        "currency",
+        "status",
+        "refunded_amount",
+        "created_at",
+    ]
+    list_filter = ["status", "currency", "created_at"]
+    search_fields = ["=id", "=tenant_id", "=created_by_oid", "=created_by_app_id", "description"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    inlines = [RefundInline]
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAcrossTenantsAdmin):
+    list_display = ["id", "tenant_id", "payment_id", "amount", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["=id", "=tenant_id", "=payment__id", "=created_by_oid"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    list_select_related = ["payment"]
