@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
     # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).
     "TRUST_REQUEST_ID_HEADER": False,
     # Paths whose error answers are always JSON (JsonErrorMiddleware).
-    "API_PATH_PREFIXES": ["/api/"],
+    "API_PATH_PREFIXES": ["/api/", "/health/"],
 }
 
 

@@ -1,10 +1,30 @@
-"""Health endpoints: liveness (the process answers)."""
+"""Health endpoints: liveness (the process answers) and readiness (its dependencies do).
+
+Readiness checks the database, the cache and the signing keys, each with a short time
+budget, in parallel. A failure names the dependency, never the error: details go to the log.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.core.cache import caches
+from django.db import close_old_connections, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from .middleware import current_request_id
+
+logger = logging.getLogger("entra_auth.health")
+
+CHECK_TIMEOUT_S = 2.0
+READY_RETRY_AFTER_S = 5
+CACHE_PROBE_TTL_S = 10
 
 
 @never_cache
@@ -12,3 +32,86 @@ from django.views.decorators.http import require_safe
 def live(request: HttpRequest) -> JsonResponse:
     """200 while the process runs; touches no dependency."""
     return JsonResponse({"status": "ok"})
+
+
+def check_database() -> None:
+    """A round trip on every configured database."""
+    try:
+        for alias in connections:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+    finally:
+        # The probe runs in a worker thread: its connections must not outlive it.
+        close_old_connections()
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+
+
+def check_cache() -> None:
+    """A write and a read back through the default cache (shared keys, rate limits)."""
+    cache = caches["default"]
+    key = f"entra_auth:health:{uuid.uuid4().hex}"
+    cache.set(key, "ok", timeout=CACHE_PROBE_TTL_S)
+    try:
+        if cache.get(key) != "ok":
+            raise RuntimeError("the cache did not return what was written")
+    finally:
+        cache.delete(key)
+
+
+def check_signing_keys() -> None:
+    """Trusted issuers and their keys are loaded (fetched on a cold start)."""
+    from .validation import get_validator
+
+    if not get_validator().issuers():
+        raise RuntimeError("no trusted issuer")
+
+
+READINESS_CHECKS: dict[str, Callable[[], None]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "signing_keys": check_signing_keys,
+}
+
+
+def _run_checks() -> dict[str, str]:
+    results: dict[str, str] = {}
+    executor = ThreadPoolExecutor(max_workers=len(READINESS_CHECKS), thread_name_prefix="ready")
+    try:
+        futures = {name: executor.submit(check) for name, check in READINESS_CHECKS.items()}
+        for name, future in futures.items():
+            try:
+                future.result(timeout=CHECK_TIMEOUT_S)
+                results[name] = "ok"
+            except FutureTimeout:
+                logger.warning("readiness check %s timed out", name)
+                results[name] = "timeout"
+            except Exception:
+                logger.warning("readiness check %s failed", name, exc_info=True)
+                results[name] = "failing"
+    finally:
+        # A hung check must not hold the answer: leave its thread to finish on its own.
+        executor.shutdown(wait=False, cancel_futures=True)
+    return results
+
+
+@never_cache
+@require_safe
+def ready(request: HttpRequest) -> JsonResponse:
+    """200 when database, cache and signing keys are usable; else 503 naming what is not."""
+    results = _run_checks()
+    failing = sorted(name for name, result in results.items() if result != "ok")
+    if not failing:
+        return JsonResponse({"status": "ok", "checks": results})
+    response = JsonResponse(
+        {
+            "status": "unavailable",
+            "detail": f"Not ready: {', '.join(failing)}.",
+            "checks": results,
+            "request_id": current_request_id(),
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(READY_RETRY_AFTER_S)
+    return response

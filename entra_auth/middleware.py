@@ -12,6 +12,8 @@ import re
 import uuid
 from collections.abc import Callable
 
+from csp.constants import HEADER as CSP_HEADER
+from csp.middleware import CSPMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .conf import entra_settings
@@ -65,6 +67,7 @@ ERROR_DETAILS = {
     413: "The request body is too large.",
 }
 SERVER_ERROR_DETAIL = "The server could not complete the request."
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-disposition"})
 
 
 class JsonErrorMiddleware:
@@ -72,8 +75,9 @@ class JsonErrorMiddleware:
 
     Django renders 404s for unknown URLs and 500s from outside DRF views as HTML (with URL
     patterns and tracebacks when ``DEBUG`` is on). Under ``ENTRA_AUTH["API_PATH_PREFIXES"]``
-    such answers are replaced by ``{"detail": ..., "request_id": ...}``. Place it right after
-    ``RequestContextMiddleware``.
+    such answers are replaced by ``{"detail": ..., "request_id": ...}``. Place it after
+    ``SecurityMiddleware`` and ``ContentSecurityPolicyMiddleware``, so that they add their
+    headers to its answers.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -91,11 +95,33 @@ class JsonErrorMiddleware:
         replacement = JsonResponse(
             {"detail": detail, "request_id": current_request_id()}, status=response.status_code
         )
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if header in response:
-                replacement[header] = response[header]
+        # Keep what inner layers said (Allow, Retry-After, security headers), not the body's.
+        for header, value in response.items():
+            if header.lower() not in _BODY_HEADERS:
+                replacement[header] = value
         return replacement
 
     @staticmethod
     def _is_api(path: str) -> bool:
-        return any(path.startswith(prefix) for prefix in entra_settings.API_PATH_PREFIXES)
+        return is_api_path(path)
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` is under ``ENTRA_AUTH["API_PATH_PREFIXES"]``."""
+    return path.startswith(tuple(entra_settings.API_PATH_PREFIXES))
+
+
+STRICT_API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp, with the strictest policy on API routes (JSON needs nothing loaded).
+
+    Other routes (the admin) get the project's ``CONTENT_SECURITY_POLICY``. API answers get
+    the strict policy even for the 404/500 pages django-csp leaves bare when ``DEBUG`` is on.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if is_api_path(request.path) and CSP_HEADER not in response:
+            response[CSP_HEADER] = STRICT_API_POLICY
+        return super().process_response(request, response)

@@ -74,14 +74,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "csp",
     "entra_auth",
     "payments",
 ]
 
 MIDDLEWARE = [
     "entra_auth.middleware.RequestContextMiddleware",
-    "entra_auth.middleware.JsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "entra_auth.middleware.ContentSecurityPolicyMiddleware",
+    "entra_auth.middleware.JsonErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -128,9 +130,46 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Transport and headers (SPEC 1's first layer). TLS is terminated at the proxy: set
+# DJANGO_SECURE_PROXY_SSL_HEADER=1 only when the proxy sets X-Forwarded-Proto and strips it
+# from clients; then HSTS and secure cookies apply to what clients see as HTTPS.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or (0 if DEBUG else 31_536_000)
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG
+)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_SAMESITE = "Strict"
+
+# django-csp: this policy lets the admin work; API routes get "default-src 'none';
+# frame-ancestors 'none'" from entra_auth.middleware.ContentSecurityPolicyMiddleware.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["entra_auth.authentication.EntraJWTAuthentication"],
@@ -154,6 +193,7 @@ def _entra_auth_from_environment() -> dict[str, object]:
         "ALLOW_GUESTS": env_bool("ENTRA_ALLOW_GUESTS", default=True),
         "APP_SPECIFIC_KEYS": env_bool("ENTRA_APP_SPECIFIC_KEYS"),
         "DEV_ISSUER": env_bool("ENTRA_DEV_ISSUER"),
+        "DEV_ISSUER_WITHOUT_DEBUG": env_bool("ENTRA_DEV_ISSUER_WITHOUT_DEBUG"),
         "TRUST_REQUEST_ID_HEADER": env_bool("ENTRA_TRUST_REQUEST_ID_HEADER"),
     }
     return config

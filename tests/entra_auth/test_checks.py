@@ -136,6 +136,8 @@ def test_misconfiguration_is_reported_with_its_check_id(
     assert entra_check_ids() == expected
 
 
+# Deployment checks may query the database (Django 6.x does).
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "entra_auth",
     [
@@ -191,6 +193,8 @@ def test_entra_authentication_first_or_absent_is_not_reported(
     assert entra_check_ids() == []
 
 
+# Deployment checks may query the database (Django 6.x does).
+@pytest.mark.django_db
 def test_dev_issuer_trusted_without_debug_is_a_deployment_error(settings: Any) -> None:
     settings.DEBUG = False
     settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_WITHOUT_DEBUG": True}
@@ -199,6 +203,8 @@ def test_dev_issuer_trusted_without_debug_is_a_deployment_error(settings: Any) -
     assert entra_check_ids(deploy=True) == ["entra_auth.E013"]
 
 
+# Deployment checks may query the database (Django 6.x does).
+@pytest.mark.django_db
 def test_dev_issuer_with_debug_on_is_not_a_deployment_error(settings: Any) -> None:
     settings.DEBUG = True
     settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_WITHOUT_DEBUG": True}

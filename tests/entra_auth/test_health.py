@@ -1,0 +1,95 @@
+"""Liveness and readiness: 503 naming the failing dependency, nothing internal."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import OperationalError
+
+from entra_auth import health
+
+pytestmark = pytest.mark.django_db
+
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        "LOCATION": "redis://127.0.0.1:9/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+
+def test_live_answers_while_the_process_runs(client):
+    response = client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_when_database_cache_and_keys_are_usable(fake_entra, client):
+    response = client.get("/health/ready")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "cache": "ok", "signing_keys": "ok"},
+    }
+
+
+def assert_unavailable(response, failing: str) -> None:
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    body = response.json()
+    assert body["checks"][failing] in ("failing", "timeout")
+    assert [name for name, result in body["checks"].items() if result != "ok"] == [failing]
+    assert failing in body["detail"]
+    assert body["request_id"] == response["X-Request-ID"]
+    for leak in ("Traceback", "Error", "redis://", "127.0.0.1"):
+        assert leak not in response.content.decode()
+
+
+def test_signing_keys_unavailable_makes_ready_fail_naming_them(fake_entra, client):
+    fake_entra.state.down = True
+
+    assert_unavailable(client.get("/health/ready"), "signing_keys")
+
+
+def test_cache_down_makes_ready_fail_naming_the_cache(fake_entra, client, settings):
+    # Keys are loaded first, so only the cache is missing afterwards.
+    assert client.get("/health/ready").status_code == 200
+    working_caches = settings.CACHES
+    settings.CACHES = UNREACHABLE_REDIS
+    try:
+        response = client.get("/health/ready")
+    finally:
+        settings.CACHES = working_caches
+
+    assert_unavailable(response, "cache")
+
+
+def test_database_down_makes_ready_fail_naming_the_database(fake_entra, client, monkeypatch):
+    # An outage of the database server cannot be staged under the test database: the driver
+    # error it would raise is.
+    def database_down() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setitem(health.READINESS_CHECKS, "database", database_down)
+
+    assert_unavailable(client.get("/health/ready"), "database")
+
+
+def test_a_hung_check_is_reported_as_a_timeout_without_holding_the_answer(
+    fake_entra, client, monkeypatch
+):
+    released = threading.Event()
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_S", 0.05)
+    monkeypatch.setitem(health.READINESS_CHECKS, "cache", lambda: released.wait(5))
+    try:
+        response = client.get("/health/ready")
+    finally:
+        released.set()
+
+    assert_unavailable(response, "cache")
+    assert response.json()["checks"]["cache"] == "timeout"
