@@ -7,7 +7,16 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEV_ENV := DJANGO_DEBUG=1 ENTRA_DEV_ISSUER=1
 
-.PHONY: run test lint install clean
+# `make serve`: production-like (DEBUG off, gunicorn). Without ENTRA_TENANT_ID in the
+# environment it trusts the development issuer by explicit override, for trying it locally.
+SERVE_SECRET := $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))")
+SERVE_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$(SERVE_SECRET)} \
+	DJANGO_ALLOWED_HOSTS=$${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost} PORT=$(PORT)
+ifeq ($(ENTRA_TENANT_ID),)
+SERVE_ENV += ENTRA_DEV_ISSUER=1 ENTRA_DEV_ISSUER_WITHOUT_DEBUG=1
+endif
+
+.PHONY: run serve test lint install clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +31,10 @@ run: $(STAMP)
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	@$(DEV_ENV) $(BIN)/python manage.py quickstart --base-url http://$(HOST):$(PORT)
 	$(DEV_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+serve: $(STAMP)
+	$(SERVE_ENV) $(BIN)/python manage.py migrate --noinput
+	$(SERVE_ENV) $(BIN)/gunicorn -c project/gunicorn.conf.py project.wsgi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
