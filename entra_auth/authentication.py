@@ -9,7 +9,7 @@ simplejwt: ``get_header`` → ``get_raw_token`` → ``get_validated_token`` → 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rest_framework.authentication import BaseAuthentication
@@ -25,6 +25,7 @@ from .exceptions import (
 from .keys import KeysUnavailable
 from .principal import EntraPrincipal
 from .tenancy import activate_tenant
+from .throttling import count_failed_authentication, refuse_if_failing_too_often
 from .tokens import TokenError
 from .validation import get_validator
 
@@ -38,24 +39,30 @@ class EntraJWTAuthentication(BaseAuthentication):
     """Authenticates ``Authorization: Bearer <Entra access token>`` (SPEC 4, 6, 7)."""
 
     def authenticate(self, request: Request) -> tuple[Any, Mapping[str, Any]] | None:
-        header = self.get_header(request)
-        if header is None:
-            return None
         try:
+            header = self.get_header(request)
+            if header is None:
+                return None
             raw_token = self.get_raw_token(header)
             if raw_token is None:
                 return None
-            claims = self.get_validated_token(raw_token)
+            claims = self.get_validated_token(
+                raw_token, on_cache_miss=lambda: refuse_if_failing_too_often(request)
+            )
         except InvalidBearerRequest as exc:
-            setattr(request, _FAILURE_ATTRIBUTE, exc)
-            raise
+            failure = exc
         except TokenError as exc:
             failure = InvalidBearerToken(exc.detail)
             failure.reason = exc.code
-            setattr(request, _FAILURE_ATTRIBUTE, failure)
-            raise failure from None
         except KeysUnavailable:
             raise AuthenticationUnavailable() from None
+        else:
+            return self._authenticated(claims)
+        setattr(request, _FAILURE_ATTRIBUTE, failure)
+        count_failed_authentication(request)
+        raise failure
+
+    def _authenticated(self, claims: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any]]:
         user = self.get_user(claims)
         # SPEC 9: the request now belongs to the caller's tenant (RequestContextMiddleware
         # drops the context when the request ends).
@@ -68,9 +75,7 @@ class EntraJWTAuthentication(BaseAuthentication):
         if header is None:
             return None
         if len(header) > entra_settings.MAX_AUTHORIZATION_HEADER_BYTES:
-            failure = InvalidBearerRequest("The Authorization header is too large.")
-            setattr(request, _FAILURE_ATTRIBUTE, failure)
-            raise failure
+            raise InvalidBearerRequest("The Authorization header is too large.")
         return header
 
     def get_raw_token(self, header: str) -> str | None:
@@ -88,9 +93,15 @@ class EntraJWTAuthentication(BaseAuthentication):
             )
         return rest
 
-    def get_validated_token(self, raw_token: str) -> Mapping[str, Any]:
-        """Validated claims; raises ``TokenError`` or ``KeysUnavailable``."""
-        return get_validator().validate(raw_token)
+    def get_validated_token(
+        self, raw_token: str, on_cache_miss: Callable[[], None] | None = None
+    ) -> Mapping[str, Any]:
+        """Validated claims; raises ``TokenError`` or ``KeysUnavailable``.
+
+        ``on_cache_miss`` runs before a token not validated before is checked (the failed-
+        authentication limit refuses there, so known good tokens are never locked out).
+        """
+        return get_validator().validate(raw_token, on_cache_miss=on_cache_miss)
 
     def get_user(self, claims: Mapping[str, Any]) -> EntraPrincipal:
         return EntraPrincipal(claims)

@@ -135,19 +135,39 @@ def check_entra_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
+PROCESS_LOCAL_CACHES = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    }
+)
+
+
 @register(Tags.security, deploy=True)
 def check_entra_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    """Production: development tokens must never be trusted."""
+    """Production: development tokens are never trusted; limits and keys are shared."""
+    messages: list[Any] = []
+    backend = settings.CACHES.get(entra_settings.CACHE_ALIAS, {}).get("BACKEND", "")
+    rate_limited = entra_settings.API_RATE_LIMIT or entra_settings.AUTH_FAILURE_RATE_LIMIT
+    if rate_limited and backend in PROCESS_LOCAL_CACHES:
+        messages.append(
+            Warning(
+                f"The cache ({backend}) is not shared: each worker counts rate limits and "
+                "fetches signing keys on its own.",
+                hint="Set REDIS_URL (Django's Redis cache) when running several workers.",
+                id="entra_auth.W016",
+            )
+        )
     if entra_settings.dev_issuer_trusted and not settings.DEBUG:
-        return [
+        messages.append(
             Error(
                 "The development token issuer is trusted with DEBUG off "
                 "(DEV_ISSUER_WITHOUT_DEBUG): anyone with the local key can mint tokens.",
                 hint="Remove ENTRA_DEV_ISSUER and DEV_ISSUER_WITHOUT_DEBUG in production.",
                 id="entra_auth.E013",
             )
-        ]
-    return []
+        )
+    return messages
 
 
 def _routed_views(patterns: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

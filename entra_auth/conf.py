@@ -64,6 +64,14 @@ DEFAULTS: dict[str, Any] = {
     "REALM": "api",
     # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).
     "TRUST_REQUEST_ID_HEADER": False,
+    # Proxies (addresses or CIDR networks) whose X-Forwarded-For is believed.
+    "TRUSTED_PROXIES": [],
+    # Rate limits (django-ratelimit syntax, e.g. "300/m"): per authenticated caller, and for
+    # failed authentications per client IP. None turns one off.
+    "API_RATE_LIMIT": "300/m",
+    "AUTH_FAILURE_RATE_LIMIT": "30/m",
+    # On a cache outage rate limits let requests through (authentication still applies).
+    "RATE_LIMIT_FAIL_OPEN": True,
     # Paths whose error answers are always JSON (JsonErrorMiddleware).
     "API_PATH_PREFIXES": ["/api/", "/health/"],
 }

@@ -111,13 +111,20 @@ class TokenValidator:
         store = self.dev if trusted.jwks_uri == DEV_JWKS_URI else self.entra
         return None if store is None else store.find_key(trusted, kid)
 
-    def validate(self, token: str) -> Mapping[str, Any]:
-        """Read-only claims of a valid token; raises ``TokenError`` or ``KeysUnavailable``."""
+    def validate(
+        self, token: str, on_cache_miss: Callable[[], None] | None = None
+    ) -> Mapping[str, Any]:
+        """Read-only claims of a valid token; raises ``TokenError`` or ``KeysUnavailable``.
+
+        ``on_cache_miss`` runs first when the token has not been validated before.
+        """
         now = self.clock()
         digest = hashlib.sha256(token.encode()).digest()
         claims = self.token_cache.get(digest, now)
         if claims is not None:
             return claims
+        if on_cache_miss is not None:
+            on_cache_miss()
         parsed = parse_token(token)
         claims = MappingProxyType(
             validate_access_token(

@@ -177,6 +177,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["entra_auth.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "entra_auth.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["entra_auth.throttling.CallerRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -194,7 +195,11 @@ def _entra_auth_from_environment() -> dict[str, object]:
         "APP_SPECIFIC_KEYS": env_bool("ENTRA_APP_SPECIFIC_KEYS"),
         "DEV_ISSUER": env_bool("ENTRA_DEV_ISSUER"),
         "DEV_ISSUER_WITHOUT_DEBUG": env_bool("ENTRA_DEV_ISSUER_WITHOUT_DEBUG"),
+        "DEV_ISSUER_KEY_FILE": os.environ.get("ENTRA_DEV_ISSUER_KEY_FILE") or None,
         "TRUST_REQUEST_ID_HEADER": env_bool("ENTRA_TRUST_REQUEST_ID_HEADER"),
+        "TRUSTED_PROXIES": env_list("ENTRA_TRUSTED_PROXIES") or [],
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/m",
+        "AUTH_FAILURE_RATE_LIMIT": os.environ.get("API_AUTH_FAILURE_RATE_LIMIT") or "30/m",
     }
     return config
 

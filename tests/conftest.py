@@ -25,6 +25,10 @@ def entra_config(fake: FakeEntra, **overrides: Any) -> dict[str, Any]:
         "INSTANCE": fake.base_url,
         "TENANT_ID": TENANT_A,
         "CLIENT_ID": CLIENT_ID,
+        # Rate limits are tested on their own (test_throttling); elsewhere they stay out of
+        # the way of tests that send many requests.
+        "API_RATE_LIMIT": None,
+        "AUTH_FAILURE_RATE_LIMIT": None,
         **overrides,
     }
 

@@ -20,4 +20,6 @@ ENTRA_AUTH = {
     "INSTANCE": "http://127.0.0.1:9/",
     "TENANT_ID": "6b1f0a52-1c1d-4d2e-9a43-0a1a2b3c4d5e",
     "CLIENT_ID": "3c5a7e9b-1d2f-4a6b-8c0d-e1f2a3b4c5d6",
+    "API_RATE_LIMIT": None,
+    "AUTH_FAILURE_RATE_LIMIT": None,
 }

@@ -22,6 +22,22 @@ MULTI_TENANT = {"TENANT_ID": "organizations", "CLIENT_ID": CLIENT_ID}
 CHECK_TIMEOUT_S = 120
 
 
+SHARED_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/0",
+    }
+}
+
+
+@pytest.fixture
+def production(settings: Any) -> Any:
+    """DEBUG off and a shared cache, as in production (checks never connect to it)."""
+    settings.DEBUG = False
+    settings.CACHES = SHARED_CACHE
+    return settings
+
+
 def entra_check_ids(*, deploy: bool = False) -> list[str]:
     """The ``entra_auth`` message ids, in order, that ``manage.py check`` would report."""
     if deploy:
@@ -154,10 +170,9 @@ def test_misconfiguration_is_reported_with_its_check_id(
     ],
 )
 def test_valid_production_configuration_reports_no_entra_message(
-    settings: Any, entra_auth: dict[str, Any]
+    production: Any, entra_auth: dict[str, Any]
 ) -> None:
-    settings.DEBUG = False
-    settings.ENTRA_AUTH = entra_auth
+    production.ENTRA_AUTH = entra_auth
 
     assert entra_check_ids() == []
     assert entra_check_ids(deploy=True) == []
@@ -195,9 +210,8 @@ def test_entra_authentication_first_or_absent_is_not_reported(
 
 # Deployment checks may query the database (Django 6.x does).
 @pytest.mark.django_db
-def test_dev_issuer_trusted_without_debug_is_a_deployment_error(settings: Any) -> None:
-    settings.DEBUG = False
-    settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_WITHOUT_DEBUG": True}
+def test_dev_issuer_trusted_without_debug_is_a_deployment_error(production: Any) -> None:
+    production.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_WITHOUT_DEBUG": True}
 
     assert entra_check_ids() == []
     assert entra_check_ids(deploy=True) == ["entra_auth.E013"]
@@ -207,6 +221,7 @@ def test_dev_issuer_trusted_without_debug_is_a_deployment_error(settings: Any) -
 @pytest.mark.django_db
 def test_dev_issuer_with_debug_on_is_not_a_deployment_error(settings: Any) -> None:
     settings.DEBUG = True
+    settings.CACHES = SHARED_CACHE
     settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_WITHOUT_DEBUG": True}
 
     assert entra_check_ids(deploy=True) == []
@@ -231,6 +246,7 @@ def production_environment(**extra: str) -> dict[str, str]:
         "DJANGO_ALLOWED_HOSTS": "api.example.com",
         "ENTRA_TENANT_ID": TENANT_A,
         "ENTRA_CLIENT_ID": CLIENT_ID,
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
         **extra,
     }
 
@@ -245,6 +261,15 @@ def manage_py_check_deploy(environment: dict[str, str]) -> subprocess.CompletedP
         timeout=CHECK_TIMEOUT_S,
         check=False,
     )
+
+
+# Deployment checks may query the database (Django 6.x does).
+@pytest.mark.django_db
+def test_rate_limits_on_a_process_local_cache_are_a_deployment_warning(production: Any) -> None:
+    production.ENTRA_AUTH = SINGLE_TENANT
+    production.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+    assert entra_check_ids(deploy=True) == ["entra_auth.W016"]
 
 
 def test_check_deploy_of_a_production_configuration_reports_no_entra_message() -> None:

@@ -1,0 +1,95 @@
+"""Rate limits with django-ratelimit, counted in the shared cache (SPEC 3, 7).
+
+- ``CallerRateThrottle`` (a DRF throttle): requests per authenticated caller, keyed by
+  tenant and user (``oid``) or tenant and application for app-only callers.
+- Failed authentications per client IP: ``EntraJWTAuthentication`` counts each refusal
+  and, once over the limit, answers 429 before validating any token it has not already
+  validated (a caller with a cached valid token is not locked out by its neighbours).
+
+Both answer 429 with ``Retry-After``. When the cache is down, the limits let requests
+through (``RATE_LIMIT_FAIL_OPEN``, the default) and log a warning: authentication and
+authorization still apply, and a cache outage does not become an API outage.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django_ratelimit.core import get_usage
+from rest_framework.exceptions import Throttled
+from rest_framework.throttling import BaseThrottle
+
+from .client_address import client_ip
+from .conf import entra_settings
+
+logger = logging.getLogger("entra_auth.throttling")
+
+CALLER_GROUP = "entra_auth.caller"
+AUTH_FAILURE_GROUP = "entra_auth.auth_failure"
+# Wait announced when the cache cannot tell (fail-closed mode only).
+UNKNOWN_WAIT_S = 60
+
+
+def _wait_if_limited(request: Any, group: str, key: str, rate: str, increment: bool) -> int | None:
+    """Seconds to wait when ``key`` is over ``rate`` in ``group``; None when it may go on."""
+    try:
+        usage = get_usage(
+            request, group=group, key=lambda _group, _request: key, rate=rate, increment=increment
+        )
+    except Exception:  # a cache outage: apply the configured policy below
+        logger.warning("rate-limit cache unavailable for %s", group, exc_info=True)
+        usage = {"count": 0, "time_left": -1, "should_limit": True}
+    if usage is None:
+        return None
+    if usage["time_left"] < 0:  # django-ratelimit's mark of a failed cache operation
+        return None if entra_settings.RATE_LIMIT_FAIL_OPEN else UNKNOWN_WAIT_S
+    # Counting: this request is over when it made the count exceed the limit. Peeking: the
+    # next attempt would be over once the count has reached it.
+    over = usage["should_limit"] if increment else usage["count"] >= usage["limit"]
+    return max(int(usage["time_left"]), 1) if over else None
+
+
+def caller_key(user: Any) -> str | None:
+    """Who a caller is for rate limiting: tenant + user, or tenant + app for app-only tokens."""
+    tid = getattr(user, "tid", None)
+    if tid is None:
+        return None
+    if user.is_app_only:
+        return f"{tid}:app:{user.app_id}"
+    return f"{tid}:user:{user.oid}"
+
+
+class CallerRateThrottle(BaseThrottle):
+    """``ENTRA_AUTH["API_RATE_LIMIT"]`` requests per authenticated caller (e.g. ``300/m``)."""
+
+    def __init__(self) -> None:
+        self._wait: int | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        rate = entra_settings.API_RATE_LIMIT
+        key = caller_key(request.user)
+        if not rate or key is None:
+            return True
+        self._wait = _wait_if_limited(request, CALLER_GROUP, key, rate, increment=True)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+def refuse_if_failing_too_often(request: Any) -> None:
+    """429 for a client IP already over ``AUTH_FAILURE_RATE_LIMIT`` (nothing is counted)."""
+    rate = entra_settings.AUTH_FAILURE_RATE_LIMIT
+    if not rate:
+        return
+    wait = _wait_if_limited(request, AUTH_FAILURE_GROUP, client_ip(request), rate, increment=False)
+    if wait is not None:
+        raise Throttled(wait=wait, detail="Too many failed authentications from this address.")
+
+
+def count_failed_authentication(request: Any) -> None:
+    """Count one refused authentication for the client IP."""
+    rate = entra_settings.AUTH_FAILURE_RATE_LIMIT
+    if rate:
+        _wait_if_limited(request, AUTH_FAILURE_GROUP, client_ip(request), rate, increment=True)

@@ -1,0 +1,163 @@
+"""Rate limits: per caller, per client IP for failed authentications, shared, fail-open."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import RequestFactory
+
+from entra_auth.client_address import client_ip
+from tests.fake_entra import TENANT_A, TENANT_B
+
+pytestmark = pytest.mark.django_db
+
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:9/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+
+def get_me(api_client, token=None, address="198.51.100.7", **extra):
+    headers = {"REMOTE_ADDR": address, **extra}
+    if token is not None:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return api_client.get("/api/me/", **headers)
+
+
+def assert_rate_limited(response):
+    assert response.status_code == 429, response.content
+    assert int(response["Retry-After"]) >= 1
+    body = response.json()
+    assert body["detail"] and body["request_id"] == response["X-Request-ID"]
+
+
+def test_a_caller_over_the_limit_gets_429_and_others_are_unaffected(
+    fake_entra, configure, api_client
+):
+    configure(API_RATE_LIMIT="3/h")
+    token = fake_entra.token()
+    colleague = fake_entra.token(oid="0f0f0f0f-0000-4000-8000-000000000001")
+    other_tenant = fake_entra.token(tenant=TENANT_B, iss=fake_entra.issuer("2.0", TENANT_B))
+    configure(API_RATE_LIMIT="3/h", TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A, TENANT_B])
+
+    assert [get_me(api_client, token).status_code for _ in range(3)] == [200, 200, 200]
+    assert_rate_limited(get_me(api_client, token))
+    assert get_me(api_client, colleague).status_code == 200
+    assert get_me(api_client, other_tenant).status_code == 200
+
+
+def test_app_only_callers_are_limited_per_application(fake_entra, configure, api_client):
+    configure(API_RATE_LIMIT="2/h")
+    app = fake_entra.token(app_only=True, roles=("Payments.Read.All",))
+    same_app_new_token = fake_entra.token(app_only=True, roles=("Payments.Read.All",))
+
+    assert get_me(api_client, app).status_code == 200
+    assert get_me(api_client, same_app_new_token).status_code == 200
+    assert_rate_limited(get_me(api_client, app))
+
+
+def test_failed_authentications_from_one_address_are_cut_off_with_429(
+    fake_entra, configure, api_client
+):
+    configure(AUTH_FAILURE_RATE_LIMIT="3/h")
+    known_good = fake_entra.token()
+    assert get_me(api_client, known_good).status_code == 200
+
+    statuses = [get_me(api_client, "not.a.token").status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    assert_rate_limited(get_me(api_client, "still.not.valid"))
+    # A token this API has not validated yet is not even looked at from that address...
+    assert_rate_limited(get_me(api_client, fake_entra.token()))
+    # ...while a token it already validated keeps working, and other addresses are not affected.
+    assert get_me(api_client, known_good).status_code == 200
+    assert get_me(api_client, "not.a.token", address="203.0.113.9").status_code == 401
+
+
+def test_missing_credentials_do_not_count_as_failed_authentications(
+    fake_entra, configure, api_client
+):
+    configure(AUTH_FAILURE_RATE_LIMIT="2/h")
+
+    assert [get_me(api_client).status_code for _ in range(5)] == [401] * 5
+    assert get_me(api_client, fake_entra.token()).status_code == 200
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(fake_entra, configure, api_client):
+    configure(AUTH_FAILURE_RATE_LIMIT="1/h", TRUSTED_PROXIES=["10.0.0.0/8"])
+    via_proxy = {"address": "10.1.2.3"}
+
+    assert (
+        get_me(api_client, "bad", HTTP_X_FORWARDED_FOR="192.0.2.1", **via_proxy).status_code == 401
+    )
+    assert_rate_limited(get_me(api_client, "bad", HTTP_X_FORWARDED_FOR="192.0.2.1", **via_proxy))
+    # Another client behind the same proxy is counted apart.
+    assert (
+        get_me(api_client, "bad", HTTP_X_FORWARDED_FOR="192.0.2.2", **via_proxy).status_code == 401
+    )
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trusted", "expected"),
+    [
+        pytest.param("198.51.100.7", "", [], "198.51.100.7", id="direct"),
+        pytest.param("198.51.100.7", "192.0.2.1", [], "198.51.100.7", id="untrusted-peer-lies"),
+        pytest.param("10.0.0.5", "192.0.2.1", ["10.0.0.0/8"], "192.0.2.1", id="one-proxy"),
+        pytest.param(
+            "10.0.0.5",
+            "192.0.2.66, 192.0.2.1, 10.0.0.9",
+            ["10.0.0.0/8"],
+            "192.0.2.1",
+            id="client-forged-left-hops-ignored",
+        ),
+        pytest.param(
+            "10.0.0.5", "garbage, 192.0.2.1", ["10.0.0.0/8"], "192.0.2.1", id="left-garbage"
+        ),
+        pytest.param(
+            "10.0.0.5", "192.0.2.1, garbage", ["10.0.0.0/8"], "10.0.0.5", id="right-garbage"
+        ),
+        pytest.param("10.0.0.5", "", ["10.0.0.0/8"], "10.0.0.5", id="proxy-without-header"),
+        pytest.param("::1", "2001:db8::1", ["::1"], "2001:db8::1", id="ipv6"),
+        pytest.param("", "", [], "unknown", id="no-peer"),
+    ],
+)
+def test_client_ip(settings, remote, forwarded, trusted, expected):
+    settings.ENTRA_AUTH = {**settings.ENTRA_AUTH, "TRUSTED_PROXIES": trusted}
+    request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert client_ip(request) == expected
+
+
+def test_rate_limits_let_requests_through_when_the_cache_is_down(
+    fake_entra, configure, api_client, settings
+):
+    configure(API_RATE_LIMIT="1/h", AUTH_FAILURE_RATE_LIMIT="1/h")
+    token = fake_entra.token()
+    assert get_me(api_client, token).status_code == 200  # keys now in memory
+    working_caches = settings.CACHES
+    settings.CACHES = UNREACHABLE_REDIS
+    try:
+        statuses = [get_me(api_client, token).status_code for _ in range(3)]
+        failures = [get_me(api_client, "bad").status_code for _ in range(3)]
+    finally:
+        settings.CACHES = working_caches
+
+    assert statuses == [200, 200, 200]
+    assert failures == [401, 401, 401]
+
+
+def test_rate_limits_can_fail_closed_when_the_cache_is_down(
+    fake_entra, configure, api_client, settings
+):
+    configure(API_RATE_LIMIT="100/h", RATE_LIMIT_FAIL_OPEN=False)
+    token = fake_entra.token()
+    assert get_me(api_client, token).status_code == 200
+    working_caches = settings.CACHES
+    settings.CACHES = UNREACHABLE_REDIS
+    try:
+        response = get_me(api_client, token)
+    finally:
+        settings.CACHES = working_caches
+
+    assert_rate_limited(response)
