@@ -23,10 +23,12 @@ def _networks(proxies: tuple[str, ...]) -> tuple[Any, ...]:
 
 
 def _parse(address: str) -> Any | None:
+    """An address; IPv4 seen through a dual-stack socket (``::ffff:a.b.c.d``) as IPv4."""
     try:
-        return ipaddress.ip_address(address.strip())
+        parsed = ipaddress.ip_address(address.strip())
     except ValueError:
         return None
+    return getattr(parsed, "ipv4_mapped", None) or parsed
 
 
 def _is_trusted(address: Any, networks: tuple[Any, ...]) -> bool:

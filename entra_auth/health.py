@@ -7,9 +7,10 @@ budget, in parallel. A failure names the dependency, never the error: details go
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.core.cache import caches
@@ -75,24 +76,38 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
+# One small pool for every probe; a check still hung from an earlier probe is reported as
+# timing out instead of being started again, so probes cannot pile up threads.
+_executor = ThreadPoolExecutor(max_workers=len(READINESS_CHECKS), thread_name_prefix="ready")
+_in_flight: dict[str, Future] = {}
+_in_flight_lock = threading.Lock()
+
+
+def _submit(name: str, check: Callable[[], None]) -> Future | None:
+    with _in_flight_lock:
+        previous = _in_flight.get(name)
+        if previous is not None and not previous.done():
+            return None
+        future = _in_flight[name] = _executor.submit(check)
+        return future
+
+
 def _run_checks() -> dict[str, str]:
     results: dict[str, str] = {}
-    executor = ThreadPoolExecutor(max_workers=len(READINESS_CHECKS), thread_name_prefix="ready")
-    try:
-        futures = {name: executor.submit(check) for name, check in READINESS_CHECKS.items()}
-        for name, future in futures.items():
-            try:
-                future.result(timeout=CHECK_TIMEOUT_S)
-                results[name] = "ok"
-            except FutureTimeout:
-                logger.warning("readiness check %s timed out", name)
-                results[name] = "timeout"
-            except Exception:
-                logger.warning("readiness check %s failed", name, exc_info=True)
-                results[name] = "failing"
-    finally:
-        # A hung check must not hold the answer: leave its thread to finish on its own.
-        executor.shutdown(wait=False, cancel_futures=True)
+    futures = {name: _submit(name, check) for name, check in READINESS_CHECKS.items()}
+    for name, future in futures.items():
+        if future is None:
+            results[name] = "timeout"
+            continue
+        try:
+            future.result(timeout=CHECK_TIMEOUT_S)
+            results[name] = "ok"
+        except FutureTimeout:
+            logger.warning("readiness check %s timed out", name)
+            results[name] = "timeout"
+        except Exception:
+            logger.warning("readiness check %s failed", name, exc_info=True)
+            results[name] = "failing"
     return results
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +39,10 @@ logger = logging.getLogger("entra_auth.keys")
 key_set_changed = Signal()
 
 CACHE_KEY_PREFIX = "entra_auth:keys:v1:"
-FETCH_LOCK_TTL_S = 30
+# Workers waiting for another's cold-start fetch give up (503) after this long.
+FETCH_WAIT_MAX_S = 10
 FETCH_LOCK_POLL_S = 0.05
+FETCH_LOCK_MARGIN_S = 5
 METADATA_PATHS = {
     "2.0": "v2.0/.well-known/openid-configuration",
     "1.0": ".well-known/openid-configuration",
@@ -173,6 +176,11 @@ class EntraEndpoints:
             return jwks_uri
         separator = "&" if urlsplit(jwks_uri).query else "?"
         return f"{jwks_uri}{separator}{urlencode({'appid': self.client_id})}"
+
+    def fetch_budget_s(self) -> float:
+        """The longest a full fetch may take: a metadata and a JWKS request per version."""
+        per_request = entra_settings.HTTP_CONNECT_TIMEOUT + entra_settings.HTTP_READ_TIMEOUT
+        return 2 * len(self.versions) * per_request
 
     @property
     def cache_key(self) -> str:
@@ -329,10 +337,13 @@ class EntraKeyStore:
         if self.clock() < self._retry_not_before:
             return self._stale_or_unavailable(key_set)
         lock_key = f"{self.endpoints.cache_key}:lock"
-        if not self._cache_call("add", lock_key, 1, timeout=FETCH_LOCK_TTL_S, default=True):
+        lock_token = uuid.uuid4().hex
+        # The lock outlives the slowest possible fetch, so no second fetch starts under it.
+        lock_ttl = self.endpoints.fetch_budget_s() + FETCH_LOCK_MARGIN_S
+        if not self._cache_call("add", lock_key, lock_token, timeout=lock_ttl, default=True):
             if self._usable(key_set):
                 return key_set
-            return self._wait_for_other_fetch(key_set)
+            return self._wait_for_other_fetch(key_set, lock_key)
         try:
             # Another worker may have published between our look and taking the lock.
             key_set = self._adopt_newer_shared()
@@ -344,16 +355,28 @@ class EntraKeyStore:
             self._retry_not_before = self.clock() + entra_settings.KEYS_RETRY_AFTER
             return self._stale_or_unavailable(key_set)
         finally:
-            self._cache_call("delete", lock_key)
+            # Release only our own lock (an expired one may have been taken since).
+            if self._cache_call("get", lock_key) == lock_token:
+                self._cache_call("delete", lock_key)
 
-    def _wait_for_other_fetch(self, key_set: KeySet | None) -> KeySet:
-        """Another worker holds the cold-start lock: use its result when it is shared."""
-        deadline = self.monotonic() + FETCH_LOCK_TTL_S
+    def _wait_for_other_fetch(self, key_set: KeySet | None, lock_key: str) -> KeySet:
+        """Another worker holds the cold-start lock: use its result when it is shared.
+
+        Waiting ends when the keys are published, when the lock is released without them
+        (that fetch failed), or after ``FETCH_WAIT_MAX_S``; then 503 for ``KEYS_RETRY_AFTER``.
+        """
+        deadline = self.monotonic() + FETCH_WAIT_MAX_S
         while self.monotonic() < deadline:
             newer = self._adopt_newer_shared()
             if newer is not None and newer is not key_set:
                 return newer
+            if self._cache_call("get", lock_key) is None:
+                break
             self.sleep(FETCH_LOCK_POLL_S)
+        newer = self._adopt_newer_shared()
+        if newer is not None and newer is not key_set:
+            return newer
+        self._retry_not_before = self.clock() + entra_settings.KEYS_RETRY_AFTER
         return self._stale_or_unavailable(key_set)
 
     def _stale_or_unavailable(self, key_set: KeySet | None) -> KeySet:

@@ -13,6 +13,7 @@ authorization still apply, and a cache outage does not become an API outage.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -78,12 +79,33 @@ class CallerRateThrottle(BaseThrottle):
         return self._wait
 
 
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_bucket(request: Any) -> str:
+    """Whom failed authentications are counted for: the IPv4 address, or the IPv6 /64.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses would let it rotate
+    through them without ever reaching the limit.
+    """
+    address = client_ip(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return address
+
+
 def refuse_if_failing_too_often(request: Any) -> None:
     """429 for a client IP already over ``AUTH_FAILURE_RATE_LIMIT`` (nothing is counted)."""
     rate = entra_settings.AUTH_FAILURE_RATE_LIMIT
     if not rate:
         return
-    wait = _wait_if_limited(request, AUTH_FAILURE_GROUP, client_ip(request), rate, increment=False)
+    wait = _wait_if_limited(
+        request, AUTH_FAILURE_GROUP, client_bucket(request), rate, increment=False
+    )
     if wait is not None:
         raise Throttled(wait=wait, detail="Too many failed authentications from this address.")
 
@@ -92,4 +114,4 @@ def count_failed_authentication(request: Any) -> None:
     """Count one refused authentication for the client IP."""
     rate = entra_settings.AUTH_FAILURE_RATE_LIMIT
     if rate:
-        _wait_if_limited(request, AUTH_FAILURE_GROUP, client_ip(request), rate, increment=True)
+        _wait_if_limited(request, AUTH_FAILURE_GROUP, client_bucket(request), rate, increment=True)

@@ -51,6 +51,8 @@ class ValidatedTokenCache:
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, Mapping[str, Any]]] = {}
         self._lock = threading.Lock()
+        # Bumped by clear(): a validation that began before a key change must not store.
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -65,10 +67,12 @@ class ValidatedTokenCache:
             return None
         return entry[1]
 
-    def put(self, digest: bytes, claims: Mapping[str, Any], expires_at: float) -> None:
+    def put(self, digest: bytes, claims: Mapping[str, Any], expires_at: float, epoch: int) -> None:
         if self.max_entries <= 0:
             return
         with self._lock:
+            if epoch != self.epoch:
+                return
             while len(self._entries) >= self.max_entries:
                 del self._entries[next(iter(self._entries))]
             self._entries[digest] = (expires_at, claims)
@@ -76,6 +80,7 @@ class ValidatedTokenCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self.epoch += 1
 
 
 class TokenValidator:
@@ -125,13 +130,14 @@ class TokenValidator:
             return claims
         if on_cache_miss is not None:
             on_cache_miss()
+        epoch = self.token_cache.epoch
         parsed = parse_token(token)
         claims = MappingProxyType(
             validate_access_token(
                 parsed, issuers=self.issuers(), find_key=self.find_key, policy=self.policy, now=now
             )
         )
-        self.token_cache.put(digest, claims, claims["exp"])
+        self.token_cache.put(digest, claims, claims["exp"], epoch)
         return claims
 
 

@@ -954,3 +954,20 @@ def test_unavailable_signing_keys_answer_503_with_retry_after(fake_entra, api_cl
     assert "WWW-Authenticate" not in response
     assert_safe_error_body(response, fake_entra, token)
     assert fake_entra.requests_to("metadata") >= 1
+
+
+def test_a_validation_begun_before_a_key_change_does_not_fill_the_cache(fake_entra):
+    # Given a validator whose keys change (and cache empties) while a token is being checked...
+    validator = TokenValidator()
+    validator.validate(fake_entra.token())
+    find_key = validator.find_key
+
+    def find_key_while_keys_change(trusted, kid):
+        validator.token_cache.clear()
+        return find_key(trusted, kid)
+
+    validator.find_key = find_key_while_keys_change
+
+    # ...the token is answered, but not remembered against keys that have since changed.
+    assert validator.validate(fake_entra.token())["tid"]
+    assert len(validator.token_cache) == 0

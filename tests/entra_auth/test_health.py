@@ -84,12 +84,23 @@ def test_a_hung_check_is_reported_as_a_timeout_without_holding_the_answer(
     fake_entra, client, monkeypatch
 ):
     released = threading.Event()
+    started: list[int] = []
+
+    def hung_cache_check() -> None:
+        started.append(1)
+        released.wait(5)
+
     monkeypatch.setattr(health, "CHECK_TIMEOUT_S", 0.05)
-    monkeypatch.setitem(health.READINESS_CHECKS, "cache", lambda: released.wait(5))
+    monkeypatch.setitem(health.READINESS_CHECKS, "cache", hung_cache_check)
     try:
-        response = client.get("/health/ready")
+        first = client.get("/health/ready")
+        second = client.get("/health/ready")
     finally:
         released.set()
+        health._in_flight["cache"].result(timeout=5)
 
-    assert_unavailable(response, "cache")
-    assert response.json()["checks"]["cache"] == "timeout"
+    assert_unavailable(first, "cache")
+    assert first.json()["checks"]["cache"] == "timeout"
+    # The second probe found the first check still hung and did not start another.
+    assert_unavailable(second, "cache")
+    assert started == [1]

@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from django.core.cache import caches
 from django.core.cache.backends import base as cache_base
 from django.core.cache.backends import locmem
 from jwt.algorithms import ECAlgorithm
@@ -34,9 +35,11 @@ from jwt.algorithms import ECAlgorithm
 from entra_auth import validation
 from entra_auth.conf import entra_settings
 from entra_auth.keys import (
+    FETCH_WAIT_MAX_S,
     EntraEndpoints,
     EntraKeyStore,
     KeyFetchError,
+    KeysUnavailable,
     fetch_json,
     is_allowed_url,
     key_set_changed,
@@ -846,3 +849,58 @@ def test_refresh_that_finds_the_same_keys_keeps_the_validated_token_cache(
     assert fetched(fake_entra) == full_fetches(2)
     assert key_set_changes == []
     assert len(get_validator().token_cache) == 1
+
+
+# -- waiting for another worker's cold-start fetch -------------------------------------------
+
+
+class SteppingMonotonic:
+    """A monotonic clock that moves only when the store sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_waiting_worker_answers_503_as_soon_as_the_other_fetch_fails(fake_entra: FakeEntra):
+    # Given another worker holds the cold-start lock and Entra is down...
+    fake_entra.state.down = True
+    endpoints = EntraEndpoints.from_settings()
+    lock_key = f"{endpoints.cache_key}:lock"
+    cache = caches["default"]
+    cache.add(lock_key, "other-worker", 60)
+    releases: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        # ...whose fetch fails: it releases the lock without publishing keys.
+        releases.append(seconds)
+        cache.delete(lock_key)
+
+    store = EntraKeyStore(endpoints, sleep=sleep)
+
+    # When this worker needs keys, it stops waiting at once and answers 503...
+    with pytest.raises(KeysUnavailable):
+        store.current()
+    assert len(releases) == 1
+    # ...and does not fetch (nor wait) again within KEYS_RETRY_AFTER.
+    with pytest.raises(KeysUnavailable):
+        store.current()
+    assert fake_entra.requests_to("all") == 0
+
+
+def test_a_waiting_worker_gives_up_after_the_wait_limit(fake_entra: FakeEntra):
+    endpoints = EntraEndpoints.from_settings()
+    caches["default"].add(f"{endpoints.cache_key}:lock", "stuck-worker", 600)
+    monotonic = SteppingMonotonic()
+    store = EntraKeyStore(endpoints, monotonic=monotonic, sleep=monotonic.sleep)
+
+    with pytest.raises(KeysUnavailable):
+        store.current()
+
+    assert monotonic.now == pytest.approx(FETCH_WAIT_MAX_S, abs=0.1)
+    assert fake_entra.requests_to("all") == 0

@@ -119,6 +119,10 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(fake_entra, configu
         ),
         pytest.param("10.0.0.5", "", ["10.0.0.0/8"], "10.0.0.5", id="proxy-without-header"),
         pytest.param("::1", "2001:db8::1", ["::1"], "2001:db8::1", id="ipv6"),
+        pytest.param(
+            "::ffff:10.0.0.5", "192.0.2.1", ["10.0.0.0/8"], "192.0.2.1", id="ipv4-mapped-proxy"
+        ),
+        pytest.param("::ffff:192.0.2.8", "", [], "192.0.2.8", id="ipv4-mapped-client"),
         pytest.param("", "", [], "unknown", id="no-peer"),
     ],
 )
@@ -161,3 +165,16 @@ def test_rate_limits_can_fail_closed_when_the_cache_is_down(
         settings.CACHES = working_caches
 
     assert_rate_limited(response)
+
+
+def test_failed_authentications_from_one_ipv6_network_share_a_count(
+    fake_entra, configure, api_client
+):
+    configure(AUTH_FAILURE_RATE_LIMIT="2/h")
+
+    assert get_me(api_client, "bad", address="2001:db8:1:2::10").status_code == 401
+    assert get_me(api_client, "bad", address="2001:db8:1:2::11").status_code == 401
+    # Another address of the same /64 is the same client for the limit...
+    assert_rate_limited(get_me(api_client, "bad", address="2001:db8:1:2:ffff::1"))
+    # ...another /64 is not.
+    assert get_me(api_client, "bad", address="2001:db8:1:3::10").status_code == 401
