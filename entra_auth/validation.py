@@ -130,15 +130,39 @@ class TokenValidator:
             return claims
         if on_cache_miss is not None:
             on_cache_miss()
-        epoch = self.token_cache.epoch
+        used: list[tuple[TrustedIssuer, str, SigningKey | None]] = []
+
+        def find_key(trusted: TrustedIssuer, kid: str) -> SigningKey | None:
+            key = self.find_key(trusted, kid)
+            used.append((trusted, kid, key))
+            return key
+
         parsed = parse_token(token)
         claims = MappingProxyType(
             validate_access_token(
-                parsed, issuers=self.issuers(), find_key=self.find_key, policy=self.policy, now=now
+                parsed, issuers=self.issuers(), find_key=find_key, policy=self.policy, now=now
             )
         )
-        self.token_cache.put(digest, claims, claims["exp"], epoch)
+        self._remember(digest, claims, *used[-1])
         return claims
+
+    def _remember(
+        self,
+        digest: bytes,
+        claims: Mapping[str, Any],
+        trusted: TrustedIssuer,
+        kid: str,
+        key: SigningKey | None,
+    ) -> None:
+        """Cache the claims only while the key that signed them is still published.
+
+        The epoch is read first: if a refresh withdraws the key after this check, its
+        ``clear()`` bumps the epoch and the late ``put`` is dropped.
+        """
+        epoch = self.token_cache.epoch
+        store = self.dev if trusted.jwks_uri == DEV_JWKS_URI else self.entra
+        if store is not None and store.current().find(trusted.jwks_uri, kid) is key:
+            self.token_cache.put(digest, claims, claims["exp"], epoch)
 
 
 _validator: TokenValidator | None = None

@@ -41,7 +41,7 @@ from entra_auth.tokens import (
     UnsupportedTokenHeader,
     WrongAudience,
 )
-from entra_auth.validation import TokenValidator
+from entra_auth.validation import TokenValidator, get_validator
 from tests.fake_entra import (
     CLIENT_APP_ID,
     CLIENT_ID,
@@ -956,18 +956,19 @@ def test_unavailable_signing_keys_answer_503_with_retry_after(fake_entra, api_cl
     assert fake_entra.requests_to("metadata") >= 1
 
 
-def test_a_validation_begun_before_a_key_change_does_not_fill_the_cache(fake_entra):
-    # Given a validator whose keys change (and cache empties) while a token is being checked...
-    validator = TokenValidator()
-    validator.validate(fake_entra.token())
-    find_key = validator.find_key
+def test_a_token_checked_with_a_key_withdrawn_meanwhile_is_not_cached(fake_entra):
+    # Given a key rotation that withdraws the signing key while a token is being checked...
+    validator = get_validator()
+    lookup = validator.find_key
 
-    def find_key_while_keys_change(trusted, kid):
-        validator.token_cache.clear()
-        return find_key(trusted, kid)
+    def find_key_then_rotation(trusted, kid):
+        key = lookup(trusted, kid)
+        fake_entra.rotate(keep_old=False)
+        validator.entra.refresh_keys_if_unknown_kid(trusted, "a-kid-nobody-publishes")
+        return key
 
-    validator.find_key = find_key_while_keys_change
+    validator.find_key = find_key_then_rotation
 
-    # ...the token is answered, but not remembered against keys that have since changed.
+    # ...the token is answered (it was valid when checked) but not remembered.
     assert validator.validate(fake_entra.token())["tid"]
     assert len(validator.token_cache) == 0
