@@ -16,7 +16,7 @@ ifeq ($(ENTRA_TENANT_ID),)
 SERVE_ENV += ENTRA_DEV_ISSUER=1 ENTRA_DEV_ISSUER_WITHOUT_DEBUG=1
 endif
 
-.PHONY: run serve test lint install clean
+.PHONY: run serve test lint install clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ run: $(STAMP)
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	@$(DEV_ENV) $(BIN)/python manage.py quickstart --base-url http://$(HOST):$(PORT)
+	@$(DEV_ENV) $(BIN)/python manage.py ensure_demo_superuser --base-url http://$(HOST):$(PORT)
 	$(DEV_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 serve: $(STAMP)
@@ -42,6 +43,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# `make bench`: the performance figures of README "Performance" (not part of `make test` or
+# CI). Installs wrk and Redis from Debian's packages when missing; exits 1 if a target is missed.
+bench: $(STAMP)
+	bash bench/services.sh
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

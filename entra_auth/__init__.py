@@ -3,6 +3,8 @@
 Public API (import from here): ``EntraJWTAuthentication``, ``EntraPrincipal``,
 ``exception_handler``, ``RequestContextMiddleware``, ``entra_settings``. Names are loaded on first
 use, so importing the package never imports Django models or DRF before apps are ready.
+Documented modules: ``entra_auth.permissions``, ``entra_auth.tenancy``, ``entra_auth.rls``,
+``entra_auth.audit`` (the audit log), ``entra_auth.signals``, ``entra_auth.logging``.
 """
 
 from importlib import import_module
@@ -15,6 +17,8 @@ _PUBLIC = {
     "RequestContextMiddleware": "entra_auth.middleware",
     "JsonErrorMiddleware": "entra_auth.middleware",
     "current_request_id": "entra_auth.middleware",
+    "RequestLogMiddleware": "entra_auth.logging",
+    "JsonFormatter": "entra_auth.logging",
     "entra_settings": "entra_auth.conf",
 }
 

@@ -9,4 +9,4 @@ class EntraAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import audit, checks  # noqa: F401  (audit receivers, system checks)

@@ -24,6 +24,7 @@ from .exceptions import (
 )
 from .keys import KeysUnavailable
 from .principal import EntraPrincipal
+from .signals import authentication_failed, authentication_succeeded
 from .tenancy import activate_tenant
 from .throttling import count_failed_authentication, refuse_if_failing_too_often
 from .tokens import TokenError
@@ -57,9 +58,14 @@ class EntraJWTAuthentication(BaseAuthentication):
         except KeysUnavailable:
             raise AuthenticationUnavailable() from None
         else:
-            return self._authenticated(claims)
+            user, claims = self._authenticated(claims)
+            authentication_succeeded.send_robust(sender=type(self), request=request, user=user)
+            return user, claims
         setattr(request, _FAILURE_ATTRIBUTE, failure)
         count_failed_authentication(request)
+        # The reason code only (invalid_request for a malformed header): never the token.
+        reason = getattr(failure, "reason", failure.rfc6750_error)
+        authentication_failed.send_robust(sender=type(self), request=request, reason=reason)
         raise failure
 
     def _authenticated(self, claims: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any]]:

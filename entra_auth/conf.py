@@ -27,6 +27,7 @@ HTTP_MAX_RESPONSE_BYTES = 1024 * 1024
 TOKEN_CACHE_MAX_ENTRIES = 10_000
 MAX_AUTHORIZATION_HEADER_BYTES = 16 * 1024
 MAX_REQUEST_BODY_BYTES = 64 * 1024
+AUDIT_COALESCE_WINDOW_S = 60
 
 DEFAULTS: dict[str, Any] = {
     # Where tokens come from.
@@ -74,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_FAIL_OPEN": True,
     # Paths whose error answers are always JSON (JsonErrorMiddleware).
     "API_PATH_PREFIXES": ["/api/", "/health/"],
+    # Audit: refusals of one kind from one client IP within this many seconds share a row
+    # (its ``count`` grows); 0 writes a row per refusal.
+    "AUDIT_COALESCE_WINDOW": AUDIT_COALESCE_WINDOW_S,
 }
 
 

@@ -16,12 +16,18 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from .conf import entra_settings
+from .logging import request_principal
 from .middleware import current_request_id
-from .permissions import missing_requirements
+from .permissions import denial
+from .signals import authorization_denied, rate_limited
 
 logger = logging.getLogger("entra_auth.errors")
 
 INTERNAL_ERROR_DETAIL = "The server could not complete the request."
+# Reasons of the rate_limited signal: an authenticated caller, or a client IP refused before
+# authentication for its failed attempts.
+CALLER_RATE_LIMIT = "caller_rate_limit"
+AUTH_FAILURE_RATE_LIMIT = "auth_failure_rate_limit"
 
 
 def _quote(value: str) -> str:
@@ -81,9 +87,8 @@ def _error_body(data: Any) -> dict[str, Any]:
     return {"detail": str(data)}
 
 
-def _describe_missing_requirements(request: Any, view: Any, response: Response) -> None:
+def _describe_missing_requirements(missing: tuple[str, ...], response: Response) -> None:
     """RFC 6750 §3.1 ``insufficient_scope``, naming the scopes or roles that would grant access."""
-    missing = missing_requirements(request, view)
     if not missing:
         return
     required = " ".join(missing)
@@ -121,6 +126,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         response["Retry-After"] = str(exc.retry_after_s)
     request, view = context.get("request"), context.get("view")
     if isinstance(exc, exceptions.PermissionDenied) and request is not None and view is not None:
-        _describe_missing_requirements(request, view, response)
+        reason, missing = denial(request, view)
+        _describe_missing_requirements(missing, response)
+        authorization_denied.send_robust(
+            sender=type(view), request=request, reason=reason, missing=missing
+        )
+    if isinstance(exc, exceptions.Throttled) and request is not None:
+        caller = request_principal(getattr(request, "_request", request))
+        rate_limited.send_robust(
+            sender=type(view),
+            request=request,
+            reason=CALLER_RATE_LIMIT if caller else AUTH_FAILURE_RATE_LIMIT,
+        )
     response.data["request_id"] = current_request_id()
     return response

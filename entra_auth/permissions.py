@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import MethodNotAllowed, NotFound
 from rest_framework.permissions import (
     AND,
     NOT,
@@ -34,10 +34,17 @@ from rest_framework.permissions import (
 )
 from rest_framework.request import Request
 
+from .signals import tenant_denied
+
 SAFE_KEY = "safe"
 UNSAFE_KEY = "unsafe"
 DEFAULT_KEY = "default"
 METADATA_ACTION = "metadata"
+# Denial reasons, as the audit log records them.
+MISSING_SCOPE = "missing_scope"
+MISSING_ROLE = "missing_role"
+MISSING_SCOPE_OR_ROLE = "missing_scope_or_role"
+PERMISSION_DENIED = "permission_denied"
 
 
 def missing_requirements(request: Request, view: Any) -> tuple[str, ...]:
@@ -46,15 +53,43 @@ def missing_requirements(request: Request, view: Any) -> tuple[str, ...]:
     Worked out from the rule's structure: ``A | B`` names both sides when both deny, ``A & B``
     the side that denies, ``~A`` nothing. Empty when no scope or role would have helped.
     """
+    return denial(request, view)[1]
+
+
+def denial(request: Request, view: Any) -> tuple[str, tuple[str, ...]]:
+    """Why the request was refused, and ``missing_requirements``, in one evaluation.
+
+    The reason is ``missing_scope``, ``missing_role``, ``missing_scope_or_role`` (a rule that
+    a scope or a role would satisfy), or ``permission_denied`` when none would help.
+    """
+    missing: tuple[tuple[str, str], ...] = ()
     for permission in view.get_permissions():
-        missing = _would_grant(permission, request, view)
-        if missing is not None:
-            return tuple(dict.fromkeys(missing))
-    return ()
+        denied = _would_grant(permission, request, view)
+        if denied is not None:
+            missing = denied
+            break
+    kinds = {kind for kind, _name in missing}
+    if len(kinds) == 1:
+        reason = kinds.pop()
+    else:
+        reason = MISSING_SCOPE_OR_ROLE if kinds else PERMISSION_DENIED
+    return reason, tuple(dict.fromkeys(name for _kind, name in missing))
 
 
-def _would_grant(permission: Any, request: Request, view: Any) -> tuple[str, ...] | None:
-    """None when ``permission`` grants; otherwise the names that would grant it."""
+def report_tenant_denial(request: Request, *, sender: Any, object_id: Any = None) -> None:
+    """Send ``entra_auth.signals.tenant_denied``: the caller asked for another tenant's object.
+
+    ``SameTenant`` does so itself; a view whose tenant-scoped queryset already answered 404
+    calls it when ``entra_auth.tenancy.exists_in_other_tenant`` says so. The caller still gets
+    a plain 404: the object's existence is never revealed.
+    """
+    tenant_denied.send_robust(sender=sender, request=request, object_id=object_id)
+
+
+def _would_grant(
+    permission: Any, request: Request, view: Any
+) -> tuple[tuple[str, str], ...] | None:
+    """None when ``permission`` grants; otherwise the (kind, name) pairs that would grant it."""
     if isinstance(permission, _PerAction):
         return _would_grant(permission._rule(request, view), request, view)
     if isinstance(permission, OR):
@@ -70,7 +105,9 @@ def _would_grant(permission: Any, request: Request, view: Any) -> tuple[str, ...
         return () if _would_grant(permission.op1, request, view) is None else None
     if permission.has_permission(request, view):
         return None
-    return permission._order if isinstance(permission, _Requirement) else ()
+    if isinstance(permission, _Requirement):
+        return tuple((permission.denial_reason, name) for name in permission._order)
+    return ()
 
 
 def _entra_caller(request: Request) -> Any | None:
@@ -125,6 +162,7 @@ class _Requirement(BasePermission, metaclass=_RequirementMeta):
 
     required: frozenset[str] | None = None
     _order: tuple[str, ...] = ()
+    denial_reason: str = PERMISSION_DENIED
 
     @classmethod
     def requiring(cls, *required: str) -> type[_Requirement]:
@@ -154,6 +192,8 @@ class _Requirement(BasePermission, metaclass=_RequirementMeta):
 class HasScope(_Requirement):
     """A delegated (user) token whose ``scp`` holds one of the required scopes."""
 
+    denial_reason = MISSING_SCOPE
+
     def _granted(self, request: Request, caller: Any) -> bool:
         return not caller.is_app_only and not caller.scopes.isdisjoint(self.required)
 
@@ -163,6 +203,8 @@ class HasAppRole(_Requirement):
 
     Application permissions on app-only tokens; user-assigned app roles on delegated tokens.
     """
+
+    denial_reason = MISSING_ROLE
 
     def _granted(self, request: Request, caller: Any) -> bool:
         return not caller.roles.isdisjoint(self.required)
@@ -201,6 +243,7 @@ class SameTenant(BasePermission):
             return False
         tenant_id = getattr(obj, "tenant_id", None)
         if tenant_id is None or str(tenant_id).lower() != caller.tid:
+            report_tenant_denial(request, sender=type(view), object_id=getattr(obj, "pk", None))
             raise NotFound()
         return True
 
@@ -216,6 +259,9 @@ class _PerAction(BasePermission):
     rules: dict[str, Any] = {}
 
     def _rule(self, request: Request, view: Any) -> BasePermission:
+        if getattr(view, "action_map", None) is not None and view.action is None:
+            # A method the viewset does not route: DRF would answer 405, so do we.
+            raise MethodNotAllowed(request.method)
         action = getattr(view, "action", None) or request.method.lower()
         rule = self.rules.get(action)
         if rule is None and action == METADATA_ACTION:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, router
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
@@ -49,6 +49,7 @@ __all__ = [
     "activate_tenant",
     "current_tenant",
     "deactivate_tenant",
+    "exists_in_other_tenant",
     "tenant_context",
 ]
 
@@ -94,6 +95,26 @@ def tenant_context(tenant_id: str | uuid.UUID) -> Iterator[str]:
         yield _current_tenant.get()
     finally:
         deactivate_tenant(token)
+
+
+def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
+    """Whether ``pk`` names a row of ``model`` owned by a tenant other than the current one.
+
+    For the audit log only (a tenant denial, SPEC 12), never to answer the caller, who gets the
+    same 404 either way. The scoped manager, and on PostgreSQL row-level security, hide other
+    tenants' rows, so this one existence query runs unscoped: on ``all_tenants`` with the
+    tenant context cleared, which switches the database policy to all tenants for it alone.
+    """
+    tenant = _require_tenant("exists_in_other_tenant()")
+    try:
+        key = model._meta.pk.to_python(pk)
+    except ValidationError:
+        return False  # not even a valid id: it names no row anywhere
+    token = _current_tenant.set(None)
+    try:
+        return model.all_tenants.filter(pk=key).exclude(tenant_id=tenant).exists()
+    finally:
+        _current_tenant.reset(token)
 
 
 def _canonical(tenant_id: str | uuid.UUID) -> str:

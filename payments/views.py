@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from rest_framework import mixins, status, viewsets
@@ -16,7 +17,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from entra_auth.permissions import HasAppRole, HasScope, IsAppOnly, SameTenant, per_action
+from entra_auth import audit
+from entra_auth.permissions import (
+    HasAppRole,
+    HasScope,
+    IsAppOnly,
+    SameTenant,
+    per_action,
+    report_tenant_denial,
+)
+from entra_auth.tenancy import exists_in_other_tenant
 
 from .currencies import quantum
 from .idempotency import idempotent
@@ -38,6 +48,9 @@ CAN_REFUND = (HasScope("Payments.Write") & HasAppRole("Payments.Admin")) | (
 )
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+# SPEC 12: the sensitive actions of the sample, in the audit log.
+PAYMENT_CREATED = audit.register_event_type("payment_created", "Payment created")
+PAYMENT_REFUNDED = audit.register_event_type("payment_refunded", "Payment refunded")
 
 
 class RefundExceedsPayment(APIException):
@@ -127,6 +140,17 @@ class PaymentViewSet(
             raise ValidationError(errors)
         return payments
 
+    def get_object(self) -> Payment:
+        try:
+            return super().get_object()
+        except Http404:
+            # The scoped queryset cannot tell another tenant's payment from a missing one; the
+            # audit log should (a tenant denial). The caller gets the same 404 either way.
+            payment_id = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+            if exists_in_other_tenant(Payment, payment_id):
+                report_tenant_denial(self.request, sender=type(self), object_id=payment_id)
+            raise
+
     def create(self, request: Request) -> Response:
         serializer = PaymentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -137,6 +161,8 @@ class PaymentViewSet(
                 created_by_oid=request.user.oid,
                 created_by_app_id=request.user.app_id,
             )
+            # In the payment's transaction: the event is kept exactly when the payment is.
+            audit.record(PAYMENT_CREATED, request=request, object_id=payment.pk)
             return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, act)
@@ -170,9 +196,11 @@ class PaymentViewSet(
                 if amount == remaining
                 else Payment.Status.PARTIALLY_REFUNDED
             )
+            # The row is locked: write the exact decimal (an SQL sum may go through floats).
             Payment.objects.filter(pk=locked.pk).update(
-                refunded_amount=F("refunded_amount") + amount, status=new_status
+                refunded_amount=locked.refunded_amount + amount, status=new_status
             )
+            audit.record(PAYMENT_REFUNDED, request=request, object_id=locked.pk)
             return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, act)

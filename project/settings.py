@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "entra_auth.middleware.RequestContextMiddleware",
+    "entra_auth.logging.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "entra_auth.middleware.ContentSecurityPolicyMiddleware",
     "entra_auth.middleware.JsonErrorMiddleware",
@@ -117,7 +118,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # A Redis that stops answering must fail fast: keys in memory and the rate
+            # limits' fail-open policy then apply, instead of requests hanging.
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("REDIS_TIMEOUT_S", "1")),
+                "socket_timeout": float(os.environ.get("REDIS_TIMEOUT_S", "1")),
+            },
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
@@ -144,7 +154,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(
 )
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD")
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# Not "no-referrer": browsers then send "Origin: null" with the admin's forms, and Django's
+# CSRF origin check refuses every login. "same-origin" still sends nothing to other sites.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = not DEBUG
@@ -200,8 +212,25 @@ def _entra_auth_from_environment() -> dict[str, object]:
         "TRUSTED_PROXIES": env_list("ENTRA_TRUSTED_PROXIES") or [],
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/m",
         "AUTH_FAILURE_RATE_LIMIT": os.environ.get("API_AUTH_FAILURE_RATE_LIMIT") or "30/m",
+        "AUDIT_COALESCE_WINDOW": int(os.environ.get("ENTRA_AUDIT_COALESCE_WINDOW") or 60),
     }
     return config
 
 
 ENTRA_AUTH = _entra_auth_from_environment()
+
+# Structured logs: one JSON object per line on standard error, each with the request id of
+# the request it belongs to; entra_auth.requests logs one line per request
+# (RequestLogMiddleware). Django's own 4xx warnings are left out: the request line says it.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "entra_auth.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL") or "INFO"},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"level": "ERROR"},
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
+    },
+}

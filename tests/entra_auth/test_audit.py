@@ -1,0 +1,568 @@
+"""The audit log (SPEC 12): events recorded by real requests, never a token, never a 500.
+
+Requests go through the whole stack (fake Entra tokens, authentication, the payments views,
+the exception handler); the rows are then read back from ``AuditEvent``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
+
+from entra_auth import audit, exceptions, permissions
+from entra_auth.audit import AuditEvent, EventType, Outcome, Reason, record
+from entra_auth.exceptions import InvalidBearerRequest
+from entra_auth.logging import JsonFormatter
+from entra_auth.permissions import SameTenant
+from entra_auth.principal import EntraPrincipal
+from entra_auth.signals import authentication_failed, authentication_succeeded
+from entra_auth.tenancy import TenantContextMissing, exists_in_other_tenant, tenant_context
+from entra_auth.tokens import TokenError
+from payments.models import Payment
+from tests.factories import (
+    APP_WITH_ADMIN_ROLE,
+    READER,
+    REFUNDER,
+    UNRELATED_USER,
+    WRITER,
+    Caller,
+    PaymentFactory,
+    user_oid,
+)
+from tests.fake_entra import CLIENT_APP_ID, TENANT_A, TENANT_B, TENANT_OTHER, FakeEntra
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/me/"
+PAYMENTS = "/api/payments/"
+CLIENT_ADDRESS = "198.51.100.23"
+USER_AGENT = "audit-test/1.0"
+JWT_PREFIX = "eyJ"
+NEW_PAYMENT = {"amount": "12.50", "currency": "EUR", "description": "Order 1001"}
+FLOOD_SIZE = 40
+
+
+@pytest.fixture(autouse=True)
+def two_tenants(configure: Callable[..., None]) -> None:
+    """A multi-tenant API serving TENANT_A and TENANT_B, as the payments sample runs."""
+    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A, TENANT_B])
+
+
+@pytest.fixture
+def send(api_client: APIClient, fake_entra: FakeEntra) -> Callable[..., Any]:
+    """``send(method, path, caller=None, token=None, body=None, **meta)``: one API request."""
+
+    def request(
+        method: str,
+        path: str,
+        caller: Caller | None = None,
+        *,
+        token: str | None = None,
+        authorization: str | None = None,
+        body: Any = None,
+        **meta: str,
+    ) -> Any:
+        headers = {"REMOTE_ADDR": CLIENT_ADDRESS, "HTTP_USER_AGENT": USER_AGENT, **meta}
+        if caller is not None:
+            headers.update(caller.headers(fake_entra))
+        if token is not None:
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        if authorization is not None:
+            headers["HTTP_AUTHORIZATION"] = authorization
+        if body is None:
+            return getattr(api_client, method)(path, **headers)
+        return getattr(api_client, method)(path, body, format="json", **headers)
+
+    return request
+
+
+def only_event(**filters: Any) -> AuditEvent:
+    events = list(AuditEvent.objects.filter(**filters))
+    assert len(events) == 1, [vars(event) for event in events]
+    return events[0]
+
+
+# --- each event type, recorded by real requests ---------------------------------------------
+
+
+def _expired(fake: FakeEntra) -> str:
+    return fake.token(lifetime_s=-3600, now=None)
+
+
+def _bad_signature(fake: FakeEntra) -> str:
+    header, payload, signature = fake.token().split(".")
+    return f"{header}.{payload}.{signature[:-4]}AAAA"
+
+
+def _wrong_audience(fake: FakeEntra) -> str:
+    return fake.token(audience="api://someone-else")
+
+
+def _tenant_not_allowed(fake: FakeEntra) -> str:
+    return fake.token(tenant=TENANT_OTHER)
+
+
+@pytest.mark.parametrize(
+    ("make_token", "reason"),
+    [
+        pytest.param(_expired, "expired", id="expired"),
+        pytest.param(_bad_signature, "bad_signature", id="bad-signature"),
+        pytest.param(_wrong_audience, "wrong_audience", id="wrong-audience"),
+        pytest.param(_tenant_not_allowed, "tenant_not_allowed", id="tenant-not-allowed"),
+    ],
+)
+def test_refused_token_is_recorded_with_its_reason_and_no_claim(
+    send, fake_entra, make_token, reason
+):
+    response = send("get", ME, token=make_token(fake_entra))
+
+    assert response.status_code == 401
+    event = only_event()
+    assert event.event_type == EventType.AUTHENTICATION_FAILED
+    assert event.outcome == Outcome.FAILURE
+    assert event.reason == reason
+    # Claims of a refused token are not believed, so none is recorded.
+    assert (event.tenant_id, event.subject_oid, event.app_id) == ("", "", "")
+    assert event.client_ip == CLIENT_ADDRESS
+    assert event.request_id == response["X-Request-ID"]
+    assert (event.method, event.path, event.user_agent) == ("GET", ME, USER_AGENT)
+    assert event.count == 1
+
+
+def test_malformed_authorization_header_is_recorded_as_invalid_request(send):
+    response = send("get", ME, authorization="Bearer two tokens")
+
+    assert response.status_code == 401
+    event = only_event()
+    assert (event.event_type, event.reason) == (EventType.AUTHENTICATION_FAILED, "invalid_request")
+
+
+def test_requests_without_credentials_and_accepted_tokens_record_nothing(send):
+    assert send("get", ME).status_code == 401
+    assert send("get", ME, READER).status_code == 200
+    assert send("get", PAYMENTS, READER).status_code == 200
+
+    assert not AuditEvent.objects.exists()
+
+
+def test_missing_scope_is_recorded_as_authorization_denied_naming_the_scopes(send):
+    response = send("get", PAYMENTS, UNRELATED_USER)
+
+    assert response.status_code == 403
+    event = only_event()
+    assert event.event_type == EventType.AUTHORIZATION_DENIED
+    assert event.outcome == Outcome.DENIED
+    assert event.reason == Reason.MISSING_SCOPE
+    assert event.missing == "Payments.Read Payments.Write"
+    assert event.tenant_id == TENANT_A
+    assert event.subject_oid == user_oid(TENANT_A)
+    assert event.app_id == CLIENT_APP_ID
+    assert event.request_id == response["X-Request-ID"]
+    assert (event.method, event.path) == ("GET", PAYMENTS)
+
+
+def test_missing_user_role_is_recorded_as_missing_role(send):
+    payment = PaymentFactory()
+
+    response = send("post", f"{PAYMENTS}{payment.pk}/refund/", WRITER, body={"amount": "1.00"})
+
+    assert response.status_code == 403
+    event = only_event()
+    assert (event.reason, event.missing) == (Reason.MISSING_ROLE, "Payments.Admin")
+
+
+def test_rule_a_scope_or_a_role_would_satisfy_is_recorded_as_missing_scope_or_role(send):
+    response = send("get", PAYMENTS, APP_WITH_ADMIN_ROLE)
+
+    assert response.status_code == 403
+    event = only_event()
+    assert event.reason == Reason.MISSING_SCOPE_OR_ROLE
+    assert event.missing == (
+        "Payments.Read Payments.Write Payments.Read.All Payments.ReadWrite.All"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "caller", "body"),
+    [
+        pytest.param("get", "", READER, None, id="retrieve"),
+        pytest.param("post", "refund/", REFUNDER, {"amount": "1.00"}, id="refund"),
+    ],
+)
+def test_another_tenants_payment_is_a_404_recorded_as_tenant_denied(
+    send, method, suffix, caller, body
+):
+    theirs = PaymentFactory(tenant_id=TENANT_B)
+
+    response = send(method, f"{PAYMENTS}{theirs.pk}/{suffix}", caller, body=body)
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == "Not found."
+    event = only_event()
+    assert event.event_type == EventType.TENANT_DENIED
+    assert (event.outcome, event.reason) == (Outcome.DENIED, Reason.OTHER_TENANT)
+    assert event.object_id == str(theirs.pk)
+    # The caller's tenant, never the owner's: the row says who tried.
+    assert (event.tenant_id, event.subject_oid) == (TENANT_A, user_oid(TENANT_A))
+
+
+@pytest.mark.parametrize("payment_id", [str(uuid.uuid4()), "not-a-uuid"])
+def test_a_payment_that_exists_nowhere_is_a_plain_404_with_no_event(send, payment_id):
+    response = send("get", f"{PAYMENTS}{payment_id}/", READER)
+
+    assert response.status_code == 404
+    assert not AuditEvent.objects.exists()
+
+
+def test_same_tenant_permission_records_another_tenants_object(fake_entra):
+    request = Request(APIRequestFactory().get("/things/7/", REMOTE_ADDR=CLIENT_ADDRESS))
+    request.user = EntraPrincipal(fake_entra.claims(tenant=TENANT_A))
+    theirs = SimpleNamespace(pk=7, tenant_id=TENANT_B)
+
+    with pytest.raises(NotFound):
+        SameTenant().has_object_permission(request, view=object(), obj=theirs)
+
+    event = only_event()
+    assert (event.event_type, event.object_id, event.tenant_id) == (
+        EventType.TENANT_DENIED,
+        "7",
+        TENANT_A,
+    )
+
+
+def test_payment_created_is_recorded_once_also_when_the_request_is_replayed(send):
+    first = send("post", PAYMENTS, WRITER, body=NEW_PAYMENT, HTTP_IDEMPOTENCY_KEY="order-1001")
+    replay = send("post", PAYMENTS, WRITER, body=NEW_PAYMENT, HTTP_IDEMPOTENCY_KEY="order-1001")
+
+    assert first.status_code == replay.status_code == 201
+    event = only_event()
+    assert event.event_type == "payment_created"
+    assert (event.outcome, event.reason) == (Outcome.SUCCESS, "")
+    assert event.object_id == first.json()["id"]
+    assert (event.tenant_id, event.subject_oid, event.app_id) == (
+        TENANT_A,
+        user_oid(TENANT_A),
+        CLIENT_APP_ID,
+    )
+    assert event.request_id == first["X-Request-ID"]
+    assert (event.method, event.path, event.client_ip) == ("POST", PAYMENTS, CLIENT_ADDRESS)
+
+
+def test_refund_is_recorded_as_payment_refunded(send):
+    payment = PaymentFactory()
+
+    response = send("post", f"{PAYMENTS}{payment.pk}/refund/", REFUNDER, body={"amount": "2.50"})
+
+    assert response.status_code == 201
+    event = only_event()
+    assert (event.event_type, event.outcome) == ("payment_refunded", Outcome.SUCCESS)
+    assert event.object_id == str(payment.pk)
+    assert event.path == f"{PAYMENTS}{payment.pk}/refund/"
+
+
+def test_refused_action_records_no_success_event(send):
+    payment = PaymentFactory()
+
+    too_much = send("post", f"{PAYMENTS}{payment.pk}/refund/", REFUNDER, body={"amount": "99"})
+
+    assert too_much.status_code in (400, 409)
+    assert not AuditEvent.objects.filter(outcome=Outcome.SUCCESS).exists()
+
+
+def test_failed_authentications_over_the_limit_are_recorded_as_rate_limited(
+    send, configure, fake_entra
+):
+    configure(
+        TENANT_ID="organizations",
+        ALLOWED_TENANTS=[TENANT_A, TENANT_B],
+        AUTH_FAILURE_RATE_LIMIT="2/h",
+    )
+    statuses = [send("get", ME, token=_expired(fake_entra)).status_code for _ in range(4)]
+
+    assert statuses == [401, 401, 429, 429]
+    limited = only_event(event_type=EventType.RATE_LIMITED)
+    assert (limited.reason, limited.client_ip) == (Reason.AUTH_FAILURE_RATE_LIMIT, CLIENT_ADDRESS)
+    assert limited.tenant_id == ""
+
+
+def test_caller_over_its_rate_limit_is_recorded_with_the_caller(send, configure):
+    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], API_RATE_LIMIT="1/h")
+
+    assert [send("get", ME, READER).status_code for _ in range(2)] == [200, 429]
+    limited = only_event(event_type=EventType.RATE_LIMITED)
+    assert limited.reason == Reason.CALLER_RATE_LIMIT
+    assert (limited.tenant_id, limited.subject_oid) == (TENANT_A, user_oid(TENANT_A))
+
+
+def test_every_reason_entra_auth_records_is_a_known_reason():
+    def codes(cls: type[TokenError]) -> set[str]:
+        return {cls.code} | {code for sub in cls.__subclasses__() for code in codes(sub)}
+
+    recorded = codes(TokenError) | {
+        InvalidBearerRequest.rfc6750_error,
+        permissions.MISSING_SCOPE,
+        permissions.MISSING_ROLE,
+        permissions.MISSING_SCOPE_OR_ROLE,
+        permissions.PERMISSION_DENIED,
+        exceptions.CALLER_RATE_LIMIT,
+        exceptions.AUTH_FAILURE_RATE_LIMIT,
+    }
+    assert recorded <= set(Reason.values)
+
+
+def test_authentication_signals_reach_subscribers_and_a_failing_one_breaks_nothing(
+    send, fake_entra
+):
+    received: list[tuple[str, Any]] = []
+
+    def on_success(sender, request, user, **kwargs):
+        received.append(("succeeded", user.oid))
+
+    def on_failure(sender, request, reason, **kwargs):
+        received.append(("failed", reason))
+        raise RuntimeError("a buggy subscriber")
+
+    authentication_succeeded.connect(on_success)
+    authentication_failed.connect(on_failure)
+    try:
+        ok = send("get", ME, READER)
+        refused = send("get", ME, token=_expired(fake_entra))
+    finally:
+        authentication_succeeded.disconnect(on_success)
+        authentication_failed.disconnect(on_failure)
+
+    assert (ok.status_code, refused.status_code) == (200, 401)
+    assert received == [("succeeded", user_oid(TENANT_A)), ("failed", "expired")]
+    assert only_event().reason == "expired"  # the audit receiver ran too
+
+
+def test_exists_in_other_tenant_looks_across_tenants_only_for_that_question():
+    theirs = PaymentFactory(tenant_id=TENANT_B)
+    ours = PaymentFactory(tenant_id=TENANT_A)
+
+    with tenant_context(TENANT_A):
+        assert exists_in_other_tenant(Payment, theirs.pk)
+        assert not exists_in_other_tenant(Payment, ours.pk)
+        assert not exists_in_other_tenant(Payment, uuid.uuid4())
+        assert not exists_in_other_tenant(Payment, "not-a-uuid")
+        # The context is back: the scoped manager still sees tenant A alone.
+        assert list(Payment.objects.values_list("pk", flat=True)) == [ours.pk]
+    with pytest.raises(TenantContextMissing):
+        exists_in_other_tenant(Payment, theirs.pk)
+
+
+# --- never a token ------------------------------------------------------------------------
+
+
+def test_no_audit_row_and_no_log_line_contains_a_token(send, fake_entra, caplog):
+    caplog.set_level(logging.DEBUG)
+    theirs = PaymentFactory(tenant_id=TENANT_B)
+    tokens = [_expired(fake_entra), _bad_signature(fake_entra), _tenant_not_allowed(fake_entra)]
+
+    for token in tokens:
+        send("get", f"{ME}?access_token={token}", token=token)
+    send("get", f"{PAYMENTS}{tokens[0]}/", READER)
+    send("get", PAYMENTS, UNRELATED_USER)
+    send("get", f"{PAYMENTS}{theirs.pk}/", READER)
+    send("post", PAYMENTS, WRITER, body=NEW_PAYMENT)
+    send("get", ME, READER, HTTP_USER_AGENT=f"curl {tokens[1]}")
+
+    rows = list(AuditEvent.objects.values())
+    assert {row["event_type"] for row in rows} >= {
+        EventType.AUTHENTICATION_FAILED,
+        EventType.AUTHORIZATION_DENIED,
+        EventType.TENANT_DENIED,
+        "payment_created",
+    }
+    for row in rows:
+        assert not any(JWT_PREFIX in str(value) for value in row.values()), row
+    formatter = JsonFormatter()
+    assert caplog.records
+    for log_record in caplog.records:
+        assert JWT_PREFIX not in formatter.format(log_record)
+        assert JWT_PREFIX not in log_record.getMessage()
+
+
+# --- never a 500 --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audit_table_missing(monkeypatch):
+    """The audit table is gone: every INSERT and UPDATE fails in the database itself."""
+    monkeypatch.setattr(AuditEvent._meta, "db_table", "entra_auth_auditevent_missing")
+
+
+def test_missing_audit_table_leaves_a_payment_creation_intact(send, audit_table_missing, caplog):
+    response = send("post", PAYMENTS, WRITER, body=NEW_PAYMENT, HTTP_IDEMPOTENCY_KEY="k-1")
+    replay = send("post", PAYMENTS, WRITER, body=NEW_PAYMENT, HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert response.status_code == 201, response.content
+    # The failed INSERT rolled back only its savepoint: the payment and its key committed.
+    assert replay.status_code == 201 and replay.json() == response.json()
+    assert Payment.all_tenants.filter(pk=response.json()["id"]).exists()
+    failures = [r for r in caplog.records if r.name == "entra_auth.audit"]
+    assert failures and "payment_created" in failures[0].getMessage()
+    assert all(JWT_PREFIX not in JsonFormatter().format(r) for r in failures)
+
+
+@pytest.mark.parametrize(
+    "caller_or_token",
+    [pytest.param("expired-token", id="failed-token"), pytest.param(UNRELATED_USER, id="403")],
+)
+def test_audit_write_errors_leave_refusals_unchanged(
+    send, fake_entra, monkeypatch, caller_or_token
+):
+    def fail(**fields: Any) -> None:
+        raise DatabaseError("the audit store is down")
+
+    monkeypatch.setattr(AuditEvent.objects, "create", fail)
+    if caller_or_token == "expired-token":
+        response, expected = send("get", ME, token=_expired(fake_entra)), 401
+    else:
+        response, expected = send("get", PAYMENTS, caller_or_token), 403
+
+    assert response.status_code == expected
+    assert response.json()["request_id"] == response["X-Request-ID"]
+
+
+def test_missing_audit_table_leaves_a_refusal_unchanged(send, fake_entra, audit_table_missing):
+    response = send("get", ME, token=_expired(fake_entra))
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
+
+
+# --- floods are coalesced -----------------------------------------------------------------
+
+
+def audit_writes(queries: CaptureQueriesContext) -> list[str]:
+    table = AuditEvent._meta.db_table
+    return [
+        query["sql"]
+        for query in queries.captured_queries
+        if table in query["sql"] and query["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))
+    ]
+
+
+def test_flood_of_bad_tokens_from_one_address_writes_one_row_and_few_updates(
+    send, configure, fake_entra
+):
+    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], AUTH_FAILURE_RATE_LIMIT=None)
+    token = _expired(fake_entra)
+
+    with CaptureQueriesContext(connection) as queries:
+        statuses = {send("get", ME, token=token).status_code for _ in range(FLOOD_SIZE)}
+
+    assert statuses == {401}
+    event = only_event()
+    assert (event.reason, event.client_ip) == ("expired", CLIENT_ADDRESS)
+    assert 2 <= event.count <= FLOOD_SIZE
+    # One INSERT, then at most one UPDATE per flush interval: not one write per request.
+    assert len(audit_writes(queries)) <= 3
+
+
+def test_coalesced_count_is_exact_when_every_event_may_flush(
+    send, configure, fake_entra, monkeypatch
+):
+    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], AUTH_FAILURE_RATE_LIMIT=None)
+    monkeypatch.setattr(audit, "COALESCE_FLUSH_INTERVAL_S", 0)
+
+    for _ in range(FLOOD_SIZE):
+        send("get", ME, token=_expired(fake_entra))
+
+    assert only_event().count == FLOOD_SIZE
+
+
+def test_refusals_are_coalesced_per_address_and_reason_only(send, configure, fake_entra):
+    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], AUTH_FAILURE_RATE_LIMIT=None)
+    for _ in range(3):
+        send("get", ME, token=_expired(fake_entra))
+        send("get", ME, token=_expired(fake_entra), REMOTE_ADDR="203.0.113.9")
+        send("get", ME, token=_wrong_audience(fake_entra))
+
+    rows = set(AuditEvent.objects.values_list("client_ip", "reason"))
+    assert rows == {
+        (CLIENT_ADDRESS, "expired"),
+        ("203.0.113.9", "expired"),
+        (CLIENT_ADDRESS, "wrong_audience"),
+    }
+
+
+def test_coalescing_off_writes_a_row_per_refusal(send, configure, fake_entra):
+    configure(
+        TENANT_ID="organizations",
+        ALLOWED_TENANTS=[TENANT_A],
+        AUTH_FAILURE_RATE_LIMIT=None,
+        AUDIT_COALESCE_WINDOW=0,
+    )
+    for _ in range(3):
+        send("get", ME, token=_expired(fake_entra))
+
+    assert AuditEvent.objects.count() == 3
+
+
+def test_client_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(
+    send, configure, fake_entra
+):
+    forwarded = {"HTTP_X_FORWARDED_FOR": "192.0.2.77", "REMOTE_ADDR": "10.0.0.5"}
+    send("get", ME, token=_expired(fake_entra), **forwarded)
+    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], TRUSTED_PROXIES=["10.0.0.0/8"])
+    send("get", ME, token=_wrong_audience(fake_entra), **forwarded)
+
+    assert set(AuditEvent.objects.values_list("reason", "client_ip")) == {
+        ("expired", "10.0.0.5"),
+        ("wrong_audience", "192.0.2.77"),
+    }
+
+
+# --- the public API -----------------------------------------------------------------------
+
+
+def test_record_takes_explicit_fields_and_truncates_long_ones(rf):
+    long_path = "/api/" + "x" * 2000
+    request = rf.get(long_path, HTTP_USER_AGENT="u" * 2000, REMOTE_ADDR=CLIENT_ADDRESS)
+
+    event = record(
+        EventType.AUTHORIZATION_DENIED,
+        request=request,
+        outcome=Outcome.DENIED,
+        reason="custom_reason",
+        tenant_id=TENANT_B,
+        subject_oid="oid-1",
+        app_id="app-1",
+    )
+
+    assert event is not None
+    event.refresh_from_db()
+    assert (event.tenant_id, event.subject_oid, event.app_id) == (TENANT_B, "oid-1", "app-1")
+    assert len(event.path) == AuditEvent._meta.get_field("path").max_length
+    assert event.path.endswith("…")
+    assert len(event.user_agent) == AuditEvent._meta.get_field("user_agent").max_length
+
+
+def test_host_app_event_types_must_be_registered():
+    with pytest.raises(ValueError, match="register"):
+        record("payment_exploded")
+    with pytest.raises(ValueError):
+        audit.register_event_type("Not A Name")
+
+    name = audit.register_event_type("invoice_sent", "Invoice sent")
+    event = record(name, object_id="inv-1")
+
+    assert event is not None and event.event_type == "invoice_sent"
+    assert audit.event_types()["invoice_sent"] == "Invoice sent"
+
+
+def test_unknown_outcome_is_a_programming_error():
+    with pytest.raises(ValueError, match="outcome"):
+        record(EventType.RATE_LIMITED, outcome="maybe")

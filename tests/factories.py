@@ -1,0 +1,176 @@
+"""factory-boy factories for the payments sample, and the callers (tokens) tests act as.
+
+Rows are tenant-owned: every factory takes a ``tenant_id`` (``TENANT_A`` by default) and
+creates its row inside ``tenant_context(tenant_id)``, through the tenant-scoped manager, so a
+factory can never put a row where the API itself could not.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import factory
+from django.db import transaction
+from django.db.models import F
+
+from entra_auth.tenancy import tenant_context
+from payments.models import Payment, Refund
+from tests.fake_entra import CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
+
+
+def user_oid(tenant: str) -> str:
+    """The ``oid`` ``FakeEntra.token()`` gives the signed-in user of ``tenant``."""
+    return str(uuid.uuid5(uuid.UUID(tenant), "user"))
+
+
+def app_oid(tenant: str) -> str:
+    """The ``oid`` ``FakeEntra.token(app_only=True)`` gives the client's service principal."""
+    return str(uuid.uuid5(uuid.UUID(tenant), "app"))
+
+
+class TenantOwnedFactory(factory.django.DjangoModelFactory):
+    """Creates the row inside its tenant; ``created_at=`` back-dates it after the insert."""
+
+    class Meta:
+        abstract = True
+
+    tenant_id = TENANT_A
+
+    @classmethod
+    def _create(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        created_at: datetime | None = kwargs.pop("created_at", None)
+        with tenant_context(kwargs["tenant_id"]), transaction.atomic():
+            obj = cls._create_in_tenant(model_class, *args, **kwargs)
+            if created_at is not None:
+                # auto_now_add ignores a given value: set it with an UPDATE instead.
+                model_class.objects.filter(pk=obj.pk).update(created_at=created_at)
+                obj.created_at = created_at
+        return obj
+
+    @classmethod
+    def _create_in_tenant(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        return super()._create(model_class, *args, **kwargs)
+
+
+class PaymentFactory(TenantOwnedFactory):
+    """A captured payment of 12.50 EUR made by the tenant's user through the client app."""
+
+    class Meta:
+        model = Payment
+
+    amount = Decimal("12.50")
+    currency = "EUR"
+    description = factory.Sequence(lambda n: f"Payment {n}")
+    created_by_oid = factory.LazyAttribute(lambda o: user_oid(o.tenant_id))
+    created_by_app_id = CLIENT_APP_ID
+
+
+class RefundFactory(TenantOwnedFactory):
+    """A refund of (part of) a payment of the same tenant; the payment's totals follow it."""
+
+    class Meta:
+        model = Refund
+
+    payment = factory.SubFactory(
+        PaymentFactory, tenant_id=factory.SelfAttribute("..tenant_id"), amount=Decimal("100.00")
+    )
+    amount = Decimal("10.00")
+    created_by_oid = factory.LazyAttribute(lambda o: user_oid(o.tenant_id))
+    created_by_app_id = CLIENT_APP_ID
+
+    @classmethod
+    def _create_in_tenant(cls, model_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        refund = super()._create_in_tenant(model_class, *args, **kwargs)
+        payment = refund.payment
+        Payment.objects.filter(pk=payment.pk).update(
+            refunded_amount=F("refunded_amount") + refund.amount
+        )
+        payment.refresh_from_db()
+        payment.status = (
+            Payment.Status.REFUNDED
+            if payment.refunded_amount == payment.amount
+            else Payment.Status.PARTIALLY_REFUNDED
+        )
+        payment.save(update_fields=["status"])
+        return refund
+
+
+# --- callers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls the API: the options of ``FakeEntra.token()`` for one kind of caller."""
+
+    scopes: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    app_only: bool = False
+    tenant: str = TENANT_A
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    def in_tenant(self, tenant: str) -> Caller:
+        return Caller(self.scopes, self.roles, self.app_only, tenant, dict(self.claims))
+
+    def with_claims(self, **claims: Any) -> Caller:
+        return Caller(self.scopes, self.roles, self.app_only, self.tenant, claims)
+
+    @property
+    def oid(self) -> str:
+        default = app_oid(self.tenant) if self.app_only else user_oid(self.tenant)
+        return self.claims.get("oid", default)
+
+    @property
+    def app_id(self) -> str:
+        return self.claims.get("azp", CLIENT_APP_ID)
+
+    def headers(self, fake_entra: FakeEntra) -> dict[str, str]:
+        token = fake_entra.token(
+            tenant=self.tenant,
+            scopes=self.scopes,
+            roles=self.roles,
+            app_only=self.app_only,
+            **self.claims,
+        )
+        return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+# Delegated callers (a user signed in to the client app).
+READER = Caller(scopes=("Payments.Read",))
+WRITER = Caller(scopes=("Payments.Write",))
+REFUNDER = Caller(scopes=("Payments.Write",), roles=("Payments.Admin",))
+ADMIN_READER = Caller(scopes=("Payments.Read",), roles=("Payments.Admin",))
+# Delegated tokens holding no Payments scope: a token without any ``scp`` is app-only by
+# definition (SPEC 6), so "no scope" here means only scopes of other APIs.
+UNRELATED_USER = Caller(scopes=("User.Read",))
+ADMIN_ROLE_ONLY_USER = Caller(scopes=("User.Read",), roles=("Payments.Admin",))
+USER_WITH_APP_ROLES = Caller(
+    scopes=("User.Read",), roles=("Payments.Read.All", "Payments.ReadWrite.All")
+)
+# App-only callers (client credentials).
+APP_READER = Caller(app_only=True, roles=("Payments.Read.All",))
+APP_WRITER = Caller(app_only=True, roles=("Payments.ReadWrite.All",))
+APP_WITH_ADMIN_ROLE = Caller(app_only=True, roles=("Payments.Admin",))
+
+__all__ = [
+    "ADMIN_READER",
+    "ADMIN_ROLE_ONLY_USER",
+    "APP_READER",
+    "APP_WITH_ADMIN_ROLE",
+    "APP_WRITER",
+    "READER",
+    "REFUNDER",
+    "TENANT_A",
+    "TENANT_B",
+    "UNRELATED_USER",
+    "USER_WITH_APP_ROLES",
+    "WRITER",
+    "Caller",
+    "PaymentFactory",
+    "RefundFactory",
+    "app_oid",
+    "user_oid",
+]
