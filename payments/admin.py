@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from .currencies import quantum
 from .models import Payment, Refund
 
 
@@ -43,15 +45,22 @@ class RefundInline(admin.TabularInline):
         return False
 
 
+def _money(amount: Decimal, currency: str) -> str:
+    return f"{amount.quantize(quantum(currency))} {currency}"
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAcrossTenantsAdmin):
-    list_display = [
+    list_display = ["id", "tenant_id", "money", "status", "refunded", "created_at"]
+    fields = readonly_fields = [
         "id",
         "tenant_id",
-        "amount",
-        "currency",
+        "money",
         "status",
-        "refunded_amount",
+        "refunded",
+        "description",
+        "created_by_oid",
+        "created_by_app_id",
         "created_at",
     ]
     list_filter = ["status", "currency", "created_at"]
@@ -60,12 +69,33 @@ class PaymentAdmin(ReadOnlyAcrossTenantsAdmin):
     ordering = ["-created_at"]
     inlines = [RefundInline]
 
+    @admin.display(description="amount", ordering="amount")
+    def money(self, payment: Payment) -> str:
+        return _money(payment.amount, payment.currency)
+
+    @admin.display(description="refunded", ordering="refunded_amount")
+    def refunded(self, payment: Payment) -> str:
+        return _money(payment.refunded_amount, payment.currency)
+
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAcrossTenantsAdmin):
-    list_display = ["id", "tenant_id", "payment_id", "amount", "created_at"]
+    list_display = ["id", "tenant_id", "payment_id", "money", "created_at"]
+    fields = readonly_fields = [
+        "id",
+        "tenant_id",
+        "payment",
+        "money",
+        "created_by_oid",
+        "created_by_app_id",
+        "created_at",
+    ]
     list_filter = ["created_at"]
     search_fields = ["=id", "=tenant_id", "=payment__id", "=created_by_oid"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
     list_select_related = ["payment"]
+
+    @admin.display(description="amount", ordering="amount")
+    def money(self, refund: Refund) -> str:
+        return _money(refund.amount, refund.payment.currency)

@@ -15,6 +15,9 @@ from .models import Payment, Refund
 _AMOUNT = re.compile(r"(0|[1-9][0-9]{0,14})(\.[0-9]+)?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 DESCRIPTION_MAX_LENGTH = 500
+# Integer digits plus the currency's decimals: what every supported database stores exactly
+# (SQLite reads decimals back with 15 significant digits).
+MAX_SIGNIFICANT_DIGITS = 15
 
 
 def parse_amount(value: Any, currency: str) -> Decimal:
@@ -32,6 +35,10 @@ def parse_amount(value: Any, currency: str) -> Decimal:
     if digits is not None and len(fraction) - 1 > digits:
         raise serializers.ValidationError(
             f"{currency} amounts have at most {digits} decimal places."
+        )
+    if digits is not None and len(match.group(1)) + digits > MAX_SIGNIFICANT_DIGITS:
+        raise serializers.ValidationError(
+            f"{currency} amounts have at most {MAX_SIGNIFICANT_DIGITS - digits} integer digits."
         )
     amount = Decimal(value)
     if amount <= 0:
@@ -54,10 +61,19 @@ class _StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, and only that: DRF's CharField would turn 123 into "123"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PaymentCreateSerializer(_StrictSerializer):
     amount = serializers.JSONField()
     currency = serializers.CharField(max_length=3, trim_whitespace=False)
-    description = serializers.CharField(
+    description = StrictCharField(
         max_length=DESCRIPTION_MAX_LENGTH, allow_blank=True, required=False, default=""
     )
 
