@@ -120,7 +120,21 @@ def _entra_caller(request: Request) -> Any | None:
     return user
 
 
-class _RequirementMeta(BasePermissionMetaclass):
+class IsEntraCaller(BasePermission):
+    """The caller is authenticated by an Entra access token."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return _entra_caller(request) is not None
+
+
+class _EntraRuleMeta(BasePermissionMetaclass):
+    """``~Rule`` means "an Entra caller, and not Rule": a negation never admits anonymous users."""
+
+    def __invert__(cls) -> Any:
+        return OperandHolder(AND, IsEntraCaller, SingleOperandHolder(NOT, cls))
+
+
+class _RequirementMeta(_EntraRuleMeta):
     """``HasScope("A", "B")`` makes a class requiring A or B; ``HasScope()`` instantiates."""
 
     def __call__(cls, *required: str) -> Any:
@@ -210,7 +224,7 @@ class HasAppRole(_Requirement):
         return not caller.roles.isdisjoint(self.required)
 
 
-class IsAppOnly(BasePermission):
+class IsAppOnly(BasePermission, metaclass=_EntraRuleMeta):
     """The caller is an application acting as itself (client credentials)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -218,7 +232,7 @@ class IsAppOnly(BasePermission):
         return caller is not None and caller.is_app_only
 
 
-class IsDelegated(BasePermission):
+class IsDelegated(BasePermission, metaclass=_EntraRuleMeta):
     """The caller is an application acting for a signed-in user."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -226,7 +240,7 @@ class IsDelegated(BasePermission):
         return caller is not None and not caller.is_app_only
 
 
-class SameTenant(BasePermission):
+class SameTenant(BasePermission, metaclass=_EntraRuleMeta):
     """Object level: the object's ``tenant_id`` is the caller's ``tid``, else 404 (SPEC 7).
 
     Another tenant's object is answered as missing, so its existence is not revealed. Views
@@ -279,10 +293,15 @@ class _PerAction(BasePermission):
             )
         return rule()
 
+    # Every rule is about Entra callers: whatever a rule says (even "~X"), nobody else gets in.
     def has_permission(self, request: Request, view: Any) -> bool:
+        if _entra_caller(request) is None:
+            return False
         return self._rule(request, view).has_permission(request, view)
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        if _entra_caller(request) is None:
+            return False
         return self._rule(request, view).has_object_permission(request, view, obj)
 
 

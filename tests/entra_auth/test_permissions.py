@@ -631,6 +631,12 @@ def chosen_rule(name: str) -> type[BasePermission]:
     return Chosen
 
 
+# An authenticated Entra caller holding nothing: per_action only ever lets Entra callers in.
+ENTRA_CALLER = SimpleNamespace(
+    is_authenticated=True, scopes=frozenset(), roles=frozenset(), is_app_only=False, tid="t"
+)
+
+
 ALL_FALLBACKS = ("list", "safe", "unsafe", "default")
 
 
@@ -655,7 +661,7 @@ def test_per_action_chooses_action_then_safe_or_unsafe_then_default(
     declared, action, method, expected
 ):
     permission = per_action(**{name: chosen_rule(name) for name in declared})()
-    request = SimpleNamespace(method=method, consulted=[])
+    request = SimpleNamespace(method=method, consulted=[], user=ENTRA_CALLER)
     view = SimpleNamespace(action=action)
 
     assert permission.has_permission(request, view)
@@ -674,7 +680,7 @@ def test_per_action_chooses_action_then_safe_or_unsafe_then_default(
 @pytest.mark.parametrize("level", ["has_permission", "has_object_permission"])
 def test_per_action_refuses_an_uncovered_action(declared, action, method, level):
     permission = per_action(**{name: chosen_rule(name) for name in declared})()
-    request = SimpleNamespace(method=method, consulted=[])
+    request = SimpleNamespace(method=method, consulted=[], user=ENTRA_CALLER)
     view = SimpleNamespace(action=action)
     arguments = (request, view) if level == "has_permission" else (request, view, object())
 
@@ -703,6 +709,18 @@ def test_covers_action_agrees_with_the_runtime_choice(declared, action, method, 
 
 def test_covers_action_ignores_permissions_that_are_not_per_action():
     assert covers_action(HasScope("Payments.Read"), "anything", "post")
+
+
+def test_a_negated_rule_never_admits_anonymous_callers():
+    view = SimpleNamespace(action="list")
+    anonymous = SimpleNamespace(method="GET", user=None)
+
+    for rule in (~HasAppRole("Payments.Blocked"), ~IsAppOnly, ~IsDelegated):
+        assert not rule().has_permission(anonymous, view)
+        assert not per_action(list=rule)().has_permission(anonymous, view)
+    assert (~HasAppRole("Payments.Blocked"))().has_permission(
+        SimpleNamespace(method="GET", user=ENTRA_CALLER), view
+    )
 
 
 # -- per_action fallbacks through a real viewset --------------------------------------------
