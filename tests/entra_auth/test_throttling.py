@@ -143,11 +143,14 @@ def test_rate_limits_let_requests_through_when_the_cache_is_down(
     settings.CACHES = UNREACHABLE_REDIS
     try:
         statuses = [get_me(api_client, token).status_code for _ in range(3)]
+        # A token never seen before is validated with the keys each process holds in memory.
+        new_token = get_me(api_client, fake_entra.token()).status_code
         failures = [get_me(api_client, "bad").status_code for _ in range(3)]
     finally:
         settings.CACHES = working_caches
 
     assert statuses == [200, 200, 200]
+    assert new_token == 200
     assert failures == [401, 401, 401]
 
 
