@@ -19,6 +19,22 @@ from .audit import event_types
 from .models import AuditEvent, Reason
 
 
+class ReadOnlyAdminMixin:
+    """A ModelAdmin that shows rows and changes none: no add, change, delete or bulk delete.
+
+    For records whose value is that nobody edits them (audit events, payments).
+    """
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class EventTypeFilter(admin.SimpleListFilter):
     """``entra_auth``'s event types and those the host app registered."""
 
@@ -81,7 +97,7 @@ class TenantFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Nobody adds, changes or deletes audit events here; retention is ``entra_audit_prune``."""
 
     # The app id, user agent and the rest are on each event's page.
@@ -131,12 +147,3 @@ class AuditEventAdmin(admin.ModelAdmin):
         except ValueError:
             pass  # not an address: the other columns only
         return queryset.filter(matches), False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

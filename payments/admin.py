@@ -9,25 +9,18 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from entra_auth.admin import ReadOnlyAdminMixin
+
 from .currencies import quantum
 from .models import Payment, Refund
 
 
-class ReadOnlyAcrossTenantsAdmin(admin.ModelAdmin):
+class ReadOnlyAcrossTenantsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Staff see every tenant's rows (the admin has no tenant context) and change none."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # Cross-tenant on purpose: the admin is the operators' view of all tenants.
         return self.model.all_tenants.all()
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RefundInline(admin.TabularInline):

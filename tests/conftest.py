@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -53,6 +54,32 @@ def configure(fake_entra: FakeEntra, settings: Any):
         settings.ENTRA_AUTH = entra_config(fake_entra, **overrides)
 
     return apply
+
+
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        "LOCATION": "redis://127.0.0.1:9/0",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+
+@pytest.fixture
+def cache_outage(settings: Any):
+    """``with cache_outage():`` runs a block while the shared cache (Redis) is down."""
+
+    @contextmanager
+    def outage() -> Iterator[None]:
+        working_caches = settings.CACHES
+        settings.CACHES = UNREACHABLE_REDIS
+        try:
+            yield
+        finally:
+            settings.CACHES = working_caches
+
+    return outage
 
 
 @pytest.fixture

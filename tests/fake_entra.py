@@ -9,6 +9,7 @@ take the endpoint down, and count requests, so the real HTTP, caching and rotati
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import threading
 import time
@@ -20,7 +21,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 TENANT_A = "6b1f0a52-1c1d-4d2e-9a43-0a1a2b3c4d5e"
 TENANT_B = "0e9d8c7b-6a59-4838-8271-6f5e4d3c2b1a"
@@ -63,6 +67,23 @@ def public_jwk(private_key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[s
         "e": encode(numbers.e),
         **extra,
     }
+
+
+def self_signed_certificate(private_key: rsa.RSAPrivateKey) -> str:
+    """An ``x5c`` member (base64 DER) for ``private_key``: what an attacker can mint at will."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keys.example.invalid")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(private_key, hashes.SHA256())
+    )
+    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
 @dataclass

@@ -9,7 +9,6 @@ server (``tests/fake_entra.py``), whose metadata and JWKS the library fetches ov
 from __future__ import annotations
 
 import base64
-import datetime
 import functools
 import hashlib
 import hmac
@@ -20,10 +19,8 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
 from entra_auth import tokens
 from entra_auth.tokens import (
@@ -54,6 +51,7 @@ from tests.fake_entra import (
     FakeEntra,
     b64url,
     public_jwk,
+    self_signed_certificate,
     sign,
 )
 
@@ -143,23 +141,6 @@ def public_pem(fake: FakeEntra) -> bytes:
     return fake.signing_key.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-def self_signed_certificate(private_key: rsa.RSAPrivateKey) -> str:
-    """An ``x5c`` entry (standard base64 DER) for a certificate the attacker made."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "login.microsoftonline.com")])
-    issued = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(issued - datetime.timedelta(days=1))
-        .not_valid_after(issued + datetime.timedelta(days=1))
-        .sign(private_key, hashes.SHA256())
-    )
-    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
 def get_me(client: Any, authorization: str | None = None) -> Any:

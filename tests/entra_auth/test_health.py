@@ -11,15 +11,6 @@ from entra_auth import health
 
 pytestmark = pytest.mark.django_db
 
-UNREACHABLE_REDIS = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-        "LOCATION": "redis://127.0.0.1:9/0",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
-
 
 def test_live_answers_while_the_process_runs(client):
     response = client.get("/health/live")
@@ -56,15 +47,11 @@ def test_signing_keys_unavailable_makes_ready_fail_naming_them(fake_entra, clien
     assert_unavailable(client.get("/health/ready"), "signing_keys")
 
 
-def test_cache_down_makes_ready_fail_naming_the_cache(fake_entra, client, settings):
+def test_cache_down_makes_ready_fail_naming_the_cache(fake_entra, client, cache_outage):
     # Keys are loaded first, so only the cache is missing afterwards.
     assert client.get("/health/ready").status_code == 200
-    working_caches = settings.CACHES
-    settings.CACHES = UNREACHABLE_REDIS
-    try:
+    with cache_outage():
         response = client.get("/health/ready")
-    finally:
-        settings.CACHES = working_caches
 
     assert_unavailable(response, "cache")
 

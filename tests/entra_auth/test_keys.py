@@ -8,8 +8,6 @@ injected: ``FakeClock`` drives the stores, the validators and the cache's expiry
 
 from __future__ import annotations
 
-import base64
-import datetime
 import json
 import threading
 import time
@@ -23,10 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from django.core.cache import caches
 from django.core.cache.backends import base as cache_base
 from django.core.cache.backends import locmem
@@ -55,6 +50,7 @@ from tests.fake_entra import (
     FakeEntra,
     PublishedKey,
     public_jwk,
+    self_signed_certificate,
 )
 
 pytestmark = pytest.mark.django_db
@@ -156,23 +152,6 @@ def serve_jwks(fake: FakeEntra, *entries: dict[str, Any], status: int = 200) -> 
         "status": status,
         "body": json.dumps({"keys": list(entries)}).encode(),
     }
-
-
-def self_signed_certificate(private_key: rsa.RSAPrivateKey) -> str:
-    """An ``x5c`` member: a base64 DER certificate for ``private_key``'s public key."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keys.example.invalid")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(private_key, hashes.SHA256())
-    )
-    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
 class ScriptedHandler(BaseHTTPRequestHandler):

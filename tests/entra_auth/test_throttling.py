@@ -10,14 +10,6 @@ from tests.fake_entra import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.django_db
 
-UNREACHABLE_REDIS = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:9/0",
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-    }
-}
-
 
 def get_me(api_client, token=None, address="198.51.100.7", **extra):
     headers = {"REMOTE_ADDR": address, **extra}
@@ -134,20 +126,16 @@ def test_client_ip(settings, remote, forwarded, trusted, expected):
 
 
 def test_rate_limits_let_requests_through_when_the_cache_is_down(
-    fake_entra, configure, api_client, settings
+    fake_entra, configure, api_client, cache_outage
 ):
     configure(API_RATE_LIMIT="1/h", AUTH_FAILURE_RATE_LIMIT="1/h")
     token = fake_entra.token()
     assert get_me(api_client, token).status_code == 200  # keys now in memory
-    working_caches = settings.CACHES
-    settings.CACHES = UNREACHABLE_REDIS
-    try:
+    with cache_outage():
         statuses = [get_me(api_client, token).status_code for _ in range(3)]
         # A token never seen before is validated with the keys each process holds in memory.
         new_token = get_me(api_client, fake_entra.token()).status_code
         failures = [get_me(api_client, "bad").status_code for _ in range(3)]
-    finally:
-        settings.CACHES = working_caches
 
     assert statuses == [200, 200, 200]
     assert new_token == 200
@@ -155,17 +143,13 @@ def test_rate_limits_let_requests_through_when_the_cache_is_down(
 
 
 def test_rate_limits_can_fail_closed_when_the_cache_is_down(
-    fake_entra, configure, api_client, settings
+    fake_entra, configure, api_client, cache_outage
 ):
     configure(API_RATE_LIMIT="100/h", RATE_LIMIT_FAIL_OPEN=False)
     token = fake_entra.token()
     assert get_me(api_client, token).status_code == 200
-    working_caches = settings.CACHES
-    settings.CACHES = UNREACHABLE_REDIS
-    try:
+    with cache_outage():
         response = get_me(api_client, token)
-    finally:
-        settings.CACHES = working_caches
 
     assert_rate_limited(response)
 
