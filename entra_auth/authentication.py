@@ -34,6 +34,7 @@ AUTH_SCHEME = "bearer"
 # RFC 6750 §2.1 b64token.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _FAILURE_ATTRIBUTE = "_entra_auth_failure"
+_ONE_BEARER_CREDENTIAL = "Expected 'Authorization: Bearer <token>' with a single token."
 
 
 class EntraJWTAuthentication(BaseAuthentication):
@@ -48,7 +49,7 @@ class EntraJWTAuthentication(BaseAuthentication):
             if raw_token is None:
                 return None
             claims = self.get_validated_token(
-                raw_token, on_cache_miss=lambda: refuse_if_failing_too_often(request)
+                raw_token, on_cache_miss=lambda: self._check_new_token(request, raw_token)
             )
         except InvalidBearerRequest as exc:
             failure = exc
@@ -93,11 +94,20 @@ class EntraJWTAuthentication(BaseAuthentication):
             return None
         if "," in rest:
             raise InvalidBearerRequest("Send exactly one Authorization header with one token.")
-        if not _B64TOKEN.fullmatch(rest):
-            raise InvalidBearerRequest(
-                "Expected 'Authorization: Bearer <token>' with a single token."
-            )
+        if not rest or " " in rest:
+            raise InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
         return rest
+
+    @staticmethod
+    def _check_new_token(request: Request, raw_token: str) -> None:
+        """Before a token not validated before: the failure limit, then RFC 6750 syntax.
+
+        A token found in the validated-token cache passed both already, so the per-request
+        path skips them.
+        """
+        refuse_if_failing_too_often(request)
+        if not _B64TOKEN.fullmatch(raw_token):
+            raise InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
 
     def get_validated_token(
         self, raw_token: str, on_cache_miss: Callable[[], None] | None = None

@@ -5,8 +5,8 @@ this), and the raw documents in Django's cache framework, shared by every worker
 cache is shared (Redis). Fetches are rare and bounded:
 - a cold start fetches once (a lock in the shared cache; other workers wait for its result);
 - an unknown ``kid`` triggers at most one refresh per ``KEY_REFRESH_MIN_INTERVAL`` across
-  workers (the first one in a process is always allowed), and the request that triggered it
-  is checked against the refreshed keys;
+  workers (a process holding keys fetched before it started may refresh once regardless),
+  and the request that triggered it is checked against the refreshed keys;
 - when the endpoint is down, the last good keys keep serving for up to ``KEY_MAX_STALE``;
   with no usable keys at all, ``KeysUnavailable`` (an HTTP 503) is raised.
 """
@@ -226,8 +226,12 @@ class EntraKeyStore:
     _retry_not_before: float = 0.0
     _refresh_window_closed_until: float = 0.0
     _refreshed_since_start: bool = False
+    _started_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _session: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        self._started_at = self.clock()
 
     @property
     def _cache(self) -> Any:
@@ -267,22 +271,29 @@ class EntraKeyStore:
     def refresh_keys_if_unknown_kid(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
         """Adopt keys another worker fetched, or fetch anew if the refresh window allows (SPEC 5).
 
-        The first refresh in a process is always allowed; after it, at most one refresh per
-        ``KEY_REFRESH_MIN_INTERVAL`` across workers, so random ``kid``s cannot cause a flood.
+        A process whose keys predate its start may refresh once regardless; otherwise at most
+        one refresh per ``KEY_REFRESH_MIN_INTERVAL`` across workers, so random ``kid``s cannot
+        cause a flood.
         """
         with self._lock:
             key_set = self._adopt_newer_shared()
             if key_set is not None and (key := key_set.find(trusted.jwks_uri, kid)) is not None:
                 return key
             now = self.clock()
-            if self._refreshed_since_start and now < self._refresh_window_closed_until:
+            # A process holding keys fetched before it started (a deploy after a rotation)
+            # may refresh once regardless of the window; keys fetched since then are as new
+            # as any other worker's, so the shared window applies.
+            exempt = not self._refreshed_since_start and (
+                key_set is None or key_set.fetched_at < self._started_at
+            )
+            if not exempt and now < self._refresh_window_closed_until:
                 return None
             interval = entra_settings.KEY_REFRESH_MIN_INTERVAL
             window_opened = self._cache_call(
                 "add", f"{self.endpoints.cache_key}:refresh", 1, timeout=interval, default=True
             )
             self._refresh_window_closed_until = now + interval
-            if not window_opened and self._refreshed_since_start:
+            if not window_opened and not exempt:
                 return None
             self._refreshed_since_start = True
             try:

@@ -26,6 +26,7 @@ settings wrapper it needs is installed here on every new connection.
 from __future__ import annotations
 
 import contextvars
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -117,7 +118,13 @@ def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
         _current_tenant.reset(token)
 
 
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
+
+
 def _canonical(tenant_id: str | uuid.UUID) -> str:
+    # Validated tokens already carry the canonical form: skip the UUID round trip.
+    if isinstance(tenant_id, str) and _CANONICAL_GUID.fullmatch(tenant_id):
+        return tenant_id
     return str(uuid.UUID(str(tenant_id)))
 
 

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
+import time
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django_ratelimit.core import get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
@@ -32,11 +36,17 @@ AUTH_FAILURE_GROUP = "entra_auth.auth_failure"
 UNKNOWN_WAIT_S = 60
 
 
-def _wait_if_limited(request: Any, group: str, key: str, rate: str, increment: bool) -> int | None:
-    """Seconds to wait when ``key`` is over ``rate`` in ``group``; None when it may go on."""
+def _wait_if_limited(
+    request: Any, group: str, key: str, rate: str, *, block_at_limit: bool = False
+) -> int | None:
+    """Count one request for ``key``; seconds to wait when it went over ``rate``, else None.
+
+    ``block_at_limit``: the wait starts once the count reaches the limit (the next attempt
+    would be over), not when it exceeds it.
+    """
     try:
         usage = get_usage(
-            request, group=group, key=lambda _group, _request: key, rate=rate, increment=increment
+            request, group=group, key=lambda _group, _request: key, rate=rate, increment=True
         )
     except Exception:  # a cache outage: apply the configured policy below
         logger.warning("rate-limit cache unavailable for %s", group, exc_info=True)
@@ -45,9 +55,7 @@ def _wait_if_limited(request: Any, group: str, key: str, rate: str, increment: b
         return None
     if usage["time_left"] < 0:  # django-ratelimit's mark of a failed cache operation
         return None if entra_settings.RATE_LIMIT_FAIL_OPEN else UNKNOWN_WAIT_S
-    # Counting: this request is over when it made the count exceed the limit. Peeking: the
-    # next attempt would be over once the count has reached it.
-    over = usage["should_limit"] if increment else usage["count"] >= usage["limit"]
+    over = usage["count"] >= usage["limit"] if block_at_limit else usage["should_limit"]
     return max(int(usage["time_left"]), 1) if over else None
 
 
@@ -72,7 +80,7 @@ class CallerRateThrottle(BaseThrottle):
         key = caller_key(request.user)
         if not rate or key is None:
             return True
-        self._wait = _wait_if_limited(request, CALLER_GROUP, key, rate, increment=True)
+        self._wait = _wait_if_limited(request, CALLER_GROUP, key, rate)
         return self._wait is None
 
     def wait(self) -> float | None:
@@ -98,20 +106,44 @@ def client_bucket(request: Any) -> str:
     return address
 
 
+# Client buckets over the failed-authentication limit, and until when (monotonic seconds).
+# Kept per process so that the check before each new token costs no cache round trip; each
+# worker learns of a block from its own next count (at most one more validation per window).
+_blocked_until: dict[str, float] = {}
+_MAX_BLOCKED_BUCKETS = 10_000
+
+
 def refuse_if_failing_too_often(request: Any) -> None:
-    """429 for a client IP already over ``AUTH_FAILURE_RATE_LIMIT`` (nothing is counted)."""
-    rate = entra_settings.AUTH_FAILURE_RATE_LIMIT
-    if not rate:
+    """429 for a client already over ``AUTH_FAILURE_RATE_LIMIT`` (checked in process memory)."""
+    if not entra_settings.AUTH_FAILURE_RATE_LIMIT or not _blocked_until:
         return
-    wait = _wait_if_limited(
-        request, AUTH_FAILURE_GROUP, client_bucket(request), rate, increment=False
+    bucket = client_bucket(request)
+    until = _blocked_until.get(bucket)
+    if until is None:
+        return
+    remaining = until - time.monotonic()
+    if remaining <= 0:
+        _blocked_until.pop(bucket, None)
+        return
+    raise Throttled(
+        wait=math.ceil(remaining), detail="Too many failed authentications from this address."
     )
-    if wait is not None:
-        raise Throttled(wait=wait, detail="Too many failed authentications from this address.")
 
 
 def count_failed_authentication(request: Any) -> None:
-    """Count one refused authentication for the client IP."""
+    """Count one refused authentication for the client; at the limit, block it for the window."""
     rate = entra_settings.AUTH_FAILURE_RATE_LIMIT
-    if rate:
-        _wait_if_limited(request, AUTH_FAILURE_GROUP, client_bucket(request), rate, increment=True)
+    if not rate:
+        return
+    bucket = client_bucket(request)
+    wait = _wait_if_limited(request, AUTH_FAILURE_GROUP, bucket, rate, block_at_limit=True)
+    if wait is not None:
+        if len(_blocked_until) >= _MAX_BLOCKED_BUCKETS:
+            _blocked_until.clear()
+        _blocked_until[bucket] = time.monotonic() + wait
+
+
+@receiver(setting_changed)
+def _forget_blocks_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("ENTRA_AUTH", "CACHES"):
+        _blocked_until.clear()

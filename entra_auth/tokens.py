@@ -29,7 +29,6 @@ _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _B64URL_INDEX = {char: index for index, char in enumerate(_B64URL_ALPHABET)}
 # Unused low bits of the last character, by segment length modulo 4 (RFC 4648 §3.5).
 _TRAILING_BITS_MASK = {0: 0, 2: 0x0F, 3: 0x03}
-_TO_STANDARD_B64 = str.maketrans("-_", "+/")
 _RS256 = RSAAlgorithm(RSAAlgorithm.SHA256)
 
 
@@ -207,7 +206,9 @@ def _b64url_decode(segment: str) -> bytes:
         raise MalformedToken()
     try:
         return binascii.a2b_base64(
-            segment.translate(_TO_STANDARD_B64) + "=" * (-len(segment) % 4), strict_mode=True
+            # str.replace is several times faster than str.translate on a whole segment.
+            segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4),
+            strict_mode=True,
         )
     except binascii.Error as exc:
         raise MalformedToken() from exc

@@ -119,7 +119,7 @@ REDIS_URL = os.environ.get("REDIS_URL")
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "project.cache.RedisCache",
             "LOCATION": REDIS_URL,
             # A Redis that stops answering must fail fast: keys in memory and the rate
             # limits' fail-open policy then apply, instead of requests hanging.

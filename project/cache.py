@@ -1,0 +1,34 @@
+"""Django's Redis cache backend, with one client object per connection pool.
+
+Django builds a new ``redis.Redis`` for every cache operation; with redis-py 8 that costs
+about 50 µs, more than the round trip itself on a local network. The client is thread-safe
+and each thread already has its own cache instance, so one client per pool is reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
+
+
+class _ReusingRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(DjangoRedisCache):
+    """``django.core.cache.backends.redis.RedisCache`` reusing its Redis clients."""
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = _ReusingRedisCacheClient
