@@ -34,6 +34,9 @@ from .tokens import IssuerIndex, SigningKey, TrustedIssuer, signing_key_from_jwk
 
 logger = logging.getLogger("entra_auth.keys")
 
+# When this process loaded entra_auth (django.setup() at worker start imports this module).
+PROCESS_STARTED_AT = time.time()
+
 # Sent when a refresh changes the published keys: tokens validated against a withdrawn key
 # must not stay trusted in the validated-token cache.
 key_set_changed = Signal()
@@ -231,7 +234,8 @@ class EntraKeyStore:
     _session: requests.Session = field(default_factory=requests.Session)
 
     def __post_init__(self) -> None:
-        self._started_at = self.clock()
+        # Validators are built on first use; the process (this module) started earlier.
+        self._started_at = min(self.clock(), PROCESS_STARTED_AT)
 
     @property
     def _cache(self) -> Any:
