@@ -228,14 +228,16 @@ class EntraKeyStore:
     key_set: KeySet | None = None
     _retry_not_before: float = 0.0
     _refresh_window_closed_until: float = 0.0
+    # When this worker started: keys fetched before it may be refreshed outside the window.
+    started_at: float | None = None
     _refreshed_since_start: bool = False
-    _started_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _session: requests.Session = field(default_factory=requests.Session)
 
     def __post_init__(self) -> None:
         # Validators are built on first use; the process (this module) started earlier.
-        self._started_at = min(self.clock(), PROCESS_STARTED_AT)
+        if self.started_at is None:
+            self.started_at = PROCESS_STARTED_AT
 
     @property
     def _cache(self) -> Any:
@@ -288,7 +290,7 @@ class EntraKeyStore:
             # may refresh once regardless of the window; keys fetched since then are as new
             # as any other worker's, so the shared window applies.
             exempt = not self._refreshed_since_start and (
-                key_set is None or key_set.fetched_at < self._started_at
+                key_set is None or key_set.fetched_at < self.started_at
             )
             if not exempt and now < self._refresh_window_closed_until:
                 return None

@@ -96,7 +96,7 @@ def worker(clock: Callable[[], float] = time.time) -> EntraKeyStore:
     """One worker's key store: its own memory, Django's cache shared with the other workers."""
     endpoints = EntraEndpoints.from_settings()
     assert endpoints is not None
-    return EntraKeyStore(endpoints, clock=clock)
+    return EntraKeyStore(endpoints, clock=clock, started_at=clock())
 
 
 def v2_issuer(store: EntraKeyStore) -> TrustedIssuer:
