@@ -129,10 +129,10 @@ class KeySet:
         return self.keys.get(jwks_uri, {}).get(kid)
 
 
-def key_set_from_document(document: dict[str, Any], *, restrict_tenants: bool = True) -> KeySet:
+def key_set_from_document(document: dict[str, Any]) -> KeySet:
     """Build a ``KeySet`` from a cached document: issuers plus the raw JWKS per ``jwks_uri``."""
     issuers = tuple(
-        TrustedIssuer(entry["issuer"], entry["version"], entry["jwks_uri"], restrict_tenants)
+        TrustedIssuer(entry["issuer"], entry["version"], entry["jwks_uri"])
         for entry in document["issuers"]
     )
     keys: dict[str, dict[str, SigningKey]] = {}

@@ -47,20 +47,13 @@ MISSING_SCOPE_OR_ROLE = "missing_scope_or_role"
 PERMISSION_DENIED = "permission_denied"
 
 
-def missing_requirements(request: Request, view: Any) -> tuple[str, ...]:
-    """The scopes/roles that would have granted the first permission that denied the request.
-
-    Worked out from the rule's structure: ``A | B`` names both sides when both deny, ``A & B``
-    the side that denies, ``~A`` nothing. Empty when no scope or role would have helped.
-    """
-    return denial(request, view)[1]
-
-
 def denial(request: Request, view: Any) -> tuple[str, tuple[str, ...]]:
-    """Why the request was refused, and ``missing_requirements``, in one evaluation.
+    """Why the request was refused, and the scopes/roles that would have granted it.
 
-    The reason is ``missing_scope``, ``missing_role``, ``missing_scope_or_role`` (a rule that
-    a scope or a role would satisfy), or ``permission_denied`` when none would help.
+    The names come from the first denying permission's structure: ``A | B`` names both sides
+    when both deny, ``A & B`` the side that denies, ``~A`` nothing. The reason is
+    ``missing_scope``, ``missing_role``, ``missing_scope_or_role`` (a rule that a scope or a
+    role would satisfy), or ``permission_denied`` when none would help.
     """
     missing: tuple[tuple[str, str], ...] = ()
     for permission in view.get_permissions():

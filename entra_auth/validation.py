@@ -112,8 +112,12 @@ class TokenValidator:
             self._index, self._index_key = all_issuers(key_sets), index_key
         return self._index
 
+    def _store_for(self, trusted: TrustedIssuer) -> Any:
+        """The key store that publishes ``trusted``'s keys (None when it is not configured)."""
+        return self.dev if trusted.jwks_uri == DEV_JWKS_URI else self.entra
+
     def find_key(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
-        store = self.dev if trusted.jwks_uri == DEV_JWKS_URI else self.entra
+        store = self._store_for(trusted)
         return None if store is None else store.find_key(trusted, kid)
 
     def validate(
@@ -160,7 +164,7 @@ class TokenValidator:
         ``clear()`` bumps the epoch and the late ``put`` is dropped.
         """
         epoch = self.token_cache.epoch
-        store = self.dev if trusted.jwks_uri == DEV_JWKS_URI else self.entra
+        store = self._store_for(trusted)
         if store is not None and store.current().find(trusted.jwks_uri, kid) is key:
             self.token_cache.put(digest, claims, claims["exp"], epoch)
 

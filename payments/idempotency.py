@@ -22,6 +22,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from entra_auth.throttling import caller_key
+
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyRecord
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -34,12 +36,6 @@ class IdempotencyKeyReused(ValidationError):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "This Idempotency-Key was already used with a different request."
     default_code = "idempotency_key_reused"
-
-
-def caller_key(request: Request) -> str:
-    """Who the key belongs to: the user (oid), or the application for app-only callers."""
-    user = request.user
-    return f"app:{user.app_id}" if user.is_app_only else f"user:{user.oid}"
 
 
 def _fingerprint(request: Request) -> str:
@@ -63,7 +59,8 @@ def idempotent(request: Request, act: Callable[[], Response]) -> Response:
             }
         )
     fingerprint = _fingerprint(request)
-    caller = caller_key(request)
+    # The same caller identity the rate limit counts: tenant + user, or tenant + app.
+    caller = caller_key(request.user)
     with transaction.atomic():
         try:
             with transaction.atomic():

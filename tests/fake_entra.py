@@ -210,12 +210,7 @@ class FakeEntra:
             claims["preferred_username"] = "ada@contoso.example"
         if roles or app_only:
             claims["roles"] = list(roles)
-        for name, value in overrides.items():
-            if value is _DROP:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return claims
+        return apply_overrides(claims, overrides)
 
     def token(
         self,
@@ -234,6 +229,16 @@ class FakeEntra:
 # Pass as a claim override to remove the claim from the token.
 _DROP = object()
 DROP = _DROP
+
+
+def apply_overrides(claims: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set each override on ``claims``; ``DROP`` removes the claim instead."""
+    for name, value in overrides.items():
+        if value is DROP:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
 
 
 def sign(claims: dict[str, Any], private_key: rsa.RSAPrivateKey, headers: dict[str, Any]) -> str:

@@ -54,6 +54,7 @@ from tests.fake_entra import (
     TENANT_A,
     TENANT_B,
     USER_OID,
+    apply_overrides,
     b64url,
     public_jwk,
     rsa_key,
@@ -149,12 +150,7 @@ def access_claims(
         "name": "Ada Lovelace",
     }
     claims["azp" if version == "2.0" else "appid"] = CLIENT_APP_ID
-    for name, value in overrides.items():
-        if value is DROP:
-            claims.pop(name, None)
-        else:
-            claims[name] = value
-    return claims
+    return apply_overrides(claims, overrides)
 
 
 def app_only_claims(**overrides: Any) -> dict[str, Any]:
