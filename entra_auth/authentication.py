@@ -23,7 +23,7 @@ from .exceptions import (
     www_authenticate,
 )
 from .keys import KeysUnavailable
-from .principal import EntraPrincipal
+from .principal import EntraPrincipal, principal_for
 from .signals import authentication_failed, authentication_succeeded
 from .tenancy import activate_tenant
 from .throttling import count_failed_authentication, refuse_if_failing_too_often
@@ -78,7 +78,8 @@ class EntraJWTAuthentication(BaseAuthentication):
 
     def get_header(self, request: Request) -> str | None:
         """The raw ``Authorization`` header, refused when oversized (before any parsing)."""
-        header = request.META.get("HTTP_AUTHORIZATION")
+        # DRF's Request forwards META to the Django request through __getattr__: go direct.
+        header = getattr(request, "_request", request).META.get("HTTP_AUTHORIZATION")
         if header is None:
             return None
         if len(header) > entra_settings.MAX_AUTHORIZATION_HEADER_BYTES:
@@ -120,7 +121,9 @@ class EntraJWTAuthentication(BaseAuthentication):
         return get_validator().validate(raw_token, on_cache_miss=on_cache_miss)
 
     def get_user(self, claims: Mapping[str, Any]) -> EntraPrincipal:
-        return EntraPrincipal(claims)
+        """The caller for validated claims; a token seen again gets the same (immutable)
+        principal back. An override must not write to the database or the cache per request."""
+        return principal_for(claims)
 
     def authenticate_header(self, request: Request) -> str:
         """RFC 6750 §3: the challenge, with the error code when a token was refused."""

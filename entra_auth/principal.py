@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
+from .conf import entra_settings
 from .tokens import client_app_id, is_app_only
 
 
@@ -13,6 +15,9 @@ class EntraPrincipal:
 
     Like simplejwt's ``TokenUser`` it quacks enough like a Django user for DRF, throttles and
     templates, but has no permissions of its own: authorization reads ``scopes``/``roles``.
+
+    Immutable: requests presenting the same cached token share one principal
+    (``principal_for``), so no request can change what another one sees.
     """
 
     __slots__ = (
@@ -34,17 +39,35 @@ class EntraPrincipal:
     is_staff = False
     is_superuser = False
 
+    oid: str
+    tid: str
+    sub: str | None
+    app_id: str | None
+    scopes: frozenset[str]
+    roles: frozenset[str]
+    is_app_only: bool
+    token_version: str
+    name: str | None
+    preferred_username: str | None
+
     def __init__(self, claims: Mapping[str, Any]) -> None:
-        self.oid: str = claims["oid"].lower()
-        self.tid: str = claims["tid"].lower()
-        self.sub: str | None = claims.get("sub")
-        self.app_id: str | None = client_app_id(claims)
-        self.scopes: frozenset[str] = frozenset((claims.get("scp") or "").split())
-        self.roles: frozenset[str] = frozenset(claims.get("roles") or ())
-        self.is_app_only: bool = is_app_only(claims)
-        self.token_version: str = claims["ver"]
-        self.name: str | None = claims.get("name")
-        self.preferred_username: str | None = claims.get("preferred_username")
+        init = object.__setattr__
+        init(self, "oid", claims["oid"].lower())
+        init(self, "tid", claims["tid"].lower())
+        init(self, "sub", claims.get("sub"))
+        init(self, "app_id", client_app_id(claims))
+        init(self, "scopes", frozenset((claims.get("scp") or "").split()))
+        init(self, "roles", frozenset(claims.get("roles") or ()))
+        init(self, "is_app_only", is_app_only(claims))
+        init(self, "token_version", claims["ver"])
+        init(self, "name", claims.get("name"))
+        init(self, "preferred_username", claims.get("preferred_username"))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"EntraPrincipal is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"EntraPrincipal is immutable: cannot delete {name!r}")
 
     @property
     def pk(self) -> str:
@@ -81,3 +104,27 @@ class EntraPrincipal:
 
     def __hash__(self) -> int:
         return hash((self.tid, self.oid))
+
+
+# The principal of each recently validated claims object, keyed by its identity. The validated-
+# token cache hands back the same read-only claims object for a token seen again, so a repeat
+# caller costs one dictionary lookup instead of a new principal. The entry keeps its claims
+# alive, so an id here can never be reused by another object while the entry exists.
+_principals: dict[int, tuple[Mapping[str, Any], EntraPrincipal]] = {}
+_principals_lock = threading.Lock()
+
+
+def principal_for(claims: Mapping[str, Any]) -> EntraPrincipal:
+    """The principal for validated ``claims``: shared by every request with the same claims
+    object, at most ``TOKEN_CACHE_MAX_ENTRIES`` remembered (the oldest goes first)."""
+    entry = _principals.get(id(claims))
+    if entry is not None and entry[0] is claims:
+        return entry[1]
+    principal = EntraPrincipal(claims)
+    max_entries = entra_settings.TOKEN_CACHE_MAX_ENTRIES
+    if max_entries > 0:
+        with _principals_lock:
+            while len(_principals) >= max_entries:
+                del _principals[next(iter(_principals))]
+            _principals[id(claims)] = (claims, principal)
+    return principal

@@ -121,9 +121,20 @@ def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
 _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
 
 
+# Tenant ids already seen in canonical form: each request activates its caller's tenant, and
+# a set lookup is cheaper than matching the pattern again. Bounded; emptied when full.
+_seen_canonical: set[str] = set()
+_MAX_SEEN_CANONICAL = 10_000
+
+
 def _canonical(tenant_id: str | uuid.UUID) -> str:
+    if type(tenant_id) is str and tenant_id in _seen_canonical:
+        return tenant_id
     # Validated tokens already carry the canonical form: skip the UUID round trip.
     if isinstance(tenant_id, str) and _CANONICAL_GUID.fullmatch(tenant_id):
+        if len(_seen_canonical) >= _MAX_SEEN_CANONICAL:
+            _seen_canonical.clear()
+        _seen_canonical.add(tenant_id)
         return tenant_id
     return str(uuid.UUID(str(tenant_id)))
 
