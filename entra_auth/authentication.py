@@ -16,6 +16,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from .conf import entra_settings
+from .context import activate_tenant
 from .exceptions import (
     AuthenticationUnavailable,
     InvalidBearerRequest,
@@ -25,7 +26,6 @@ from .exceptions import (
 from .keys import KeysUnavailable
 from .principal import EntraPrincipal, principal_for
 from .signals import authentication_failed, authentication_succeeded
-from .tenancy import activate_tenant
 from .throttling import count_failed_authentication, refuse_if_failing_too_often
 from .tokens import TokenError
 from .validation import get_validator

@@ -1,8 +1,9 @@
-"""Per-request context: a request id on every response, and a fresh ``contextvars`` context.
+"""Per-request context: a request id on every response, and no tenant outliving the request.
 
-The request runs in a copy of the caller's context, so whatever authentication sets for it
-(the tenant, the request id) is gone when it ends, also on exceptions: a worker thread never
-carries one request's tenant into the next.
+The request id and the tenant context are context variables, set for the request and reset
+when it ends, also on exceptions: a worker thread never carries one request's tenant into the
+next. The request runs in the thread's own context (not a copy of it), so what Django keeps
+per context across requests, such as cache connections, is reused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from csp.middleware import CSPMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .conf import entra_settings
+from .context import without_tenant
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -31,7 +33,7 @@ def current_request_id() -> str | None:
 
 
 class RequestContextMiddleware:
-    """Runs each request in its own context and gives it ``request.request_id``.
+    """Gives each request ``request.request_id`` and a tenant context that ends with it.
 
     The id is a trusted proxy's ``X-Request-ID`` when ``ENTRA_AUTH["TRUST_REQUEST_ID_HEADER"]``
     is on (the proxy sets or strips it) and the value is short and plain; otherwise a new
@@ -43,9 +45,6 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return contextvars.copy_context().run(self._handle, request)
-
-    def _handle(self, request: HttpRequest) -> HttpResponse:
         request_id = None
         if entra_settings.TRUST_REQUEST_ID_HEADER:
             incoming = request.headers.get(REQUEST_ID_HEADER, "")
@@ -53,8 +52,12 @@ class RequestContextMiddleware:
                 request_id = incoming
         request_id = request_id or uuid.uuid4().hex
         request.request_id = request_id
-        _request_id.set(request_id)
-        response = self.get_response(request)
+        token = _request_id.set(request_id)
+        try:
+            with without_tenant():
+                response = self.get_response(request)
+        finally:
+            _request_id.reset(token)
         response[REQUEST_ID_HEADER] = request_id
         return response
 

@@ -1,8 +1,8 @@
 """Tenant isolation in the ORM (SPEC 9): the tenant context and tenant-owned models.
 
-Authentication activates the caller's tenant (``tid``) in a ``contextvars`` variable, so
-threads and asyncio tasks never see each other's tenant; ``RequestContextMiddleware`` runs each
-request in a context of its own, so the tenant is gone when the request ends, also on errors.
+Authentication activates the caller's tenant (``tid``) in a ``contextvars`` variable
+(``entra_auth.context``, re-exported here), so threads and asyncio tasks never see each
+other's tenant; ``RequestContextMiddleware`` resets it when each request ends, also on errors.
 
 ``TenantOwnedModel`` gives a model an indexed ``tenant_id`` and two managers:
 
@@ -25,11 +25,8 @@ settings wrapper it needs is installed here on every new connection.
 
 from __future__ import annotations
 
-import contextvars
-import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -38,6 +35,14 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 from . import tenancy_checks  # noqa: F401  (registers entra_auth.E020)
+from .context import (
+    activate_tenant,
+    canonical_tenant_id,
+    current_tenant,
+    deactivate_tenant,
+    tenant_context,
+    without_tenant,
+)
 from .rls import EnableRowLevelSecurity, install_tenant_settings
 
 __all__ = [
@@ -52,13 +57,10 @@ __all__ = [
     "deactivate_tenant",
     "exists_in_other_tenant",
     "tenant_context",
+    "without_tenant",
 ]
 
 TENANT_FIELD = "tenant_id"
-
-_current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "entra_auth_tenant", default=None
-)
 
 
 class TenantContextMissing(Exception):
@@ -67,35 +69,6 @@ class TenantContextMissing(Exception):
 
 class TenantMismatch(Exception):
     """A write would put a row in, or point a row at, a tenant other than its own."""
-
-
-def current_tenant() -> str | None:
-    """The tenant (lower-case GUID) this code runs for; None outside any tenant context."""
-    return _current_tenant.get()
-
-
-def activate_tenant(tenant_id: str | uuid.UUID) -> contextvars.Token:
-    """Enter ``tenant_id``'s context (authentication does, per request); ValueError unless a GUID.
-
-    Undo it with ``deactivate_tenant(token)``.
-    """
-    return _current_tenant.set(_canonical(tenant_id))
-
-
-def deactivate_tenant(token: contextvars.Token) -> None:
-    """Restore the tenant context that was current before the matching ``activate_tenant``."""
-    _current_tenant.reset(token)
-
-
-@contextmanager
-def tenant_context(tenant_id: str | uuid.UUID) -> Iterator[str]:
-    """Run a block as ``tenant_id`` (maintenance code, tests); the previous context comes back
-    afterwards, also when the block raises."""
-    token = activate_tenant(tenant_id)
-    try:
-        yield _current_tenant.get()
-    finally:
-        deactivate_tenant(token)
 
 
 def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
@@ -111,32 +84,8 @@ def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
         key = model._meta.pk.to_python(pk)
     except ValidationError:
         return False  # not even a valid id: it names no row anywhere
-    token = _current_tenant.set(None)
-    try:
+    with without_tenant():
         return model.all_tenants.filter(pk=key).exclude(tenant_id=tenant).exists()
-    finally:
-        _current_tenant.reset(token)
-
-
-_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
-
-
-# Tenant ids already seen in canonical form: each request activates its caller's tenant, and
-# a set lookup is cheaper than matching the pattern again. Bounded; emptied when full.
-_seen_canonical: set[str] = set()
-_MAX_SEEN_CANONICAL = 10_000
-
-
-def _canonical(tenant_id: str | uuid.UUID) -> str:
-    if type(tenant_id) is str and tenant_id in _seen_canonical:
-        return tenant_id
-    # Validated tokens already carry the canonical form: skip the UUID round trip.
-    if isinstance(tenant_id, str) and _CANONICAL_GUID.fullmatch(tenant_id):
-        if len(_seen_canonical) >= _MAX_SEEN_CANONICAL:
-            _seen_canonical.clear()
-        _seen_canonical.add(tenant_id)
-        return tenant_id
-    return str(uuid.UUID(str(tenant_id)))
 
 
 def _require_tenant(action: str) -> str:
@@ -348,7 +297,9 @@ class TenantOwnedModel(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         """Inside a tenant context, only that tenant's rows can be deleted."""
         tenant = current_tenant()
-        if tenant is not None and (self.tenant_id is None or _canonical(self.tenant_id) != tenant):
+        if tenant is not None and (
+            self.tenant_id is None or canonical_tenant_id(self.tenant_id) != tenant
+        ):
             raise TenantMismatch(f"This {type(self).__name__} is not in the current tenant.")
         return super().delete(*args, **kwargs)
 

@@ -1,0 +1,80 @@
+"""The tenant context: which tenant the running code acts for (SPEC 9).
+
+A ``contextvars`` variable, so threads and asyncio tasks never see each other's tenant. Kept
+apart from ``entra_auth.tenancy`` (which re-exports these names) because it needs no models:
+middleware and logging import it before Django's apps are ready.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "entra_auth_tenant", default=None
+)
+
+
+def current_tenant() -> str | None:
+    """The tenant (lower-case GUID) this code runs for; None outside any tenant context."""
+    return _current_tenant.get()
+
+
+def activate_tenant(tenant_id: str | uuid.UUID) -> contextvars.Token:
+    """Enter ``tenant_id``'s context (authentication does, per request); ValueError unless a GUID.
+
+    Undo it with ``deactivate_tenant(token)``.
+    """
+    return _current_tenant.set(canonical_tenant_id(tenant_id))
+
+
+def deactivate_tenant(token: contextvars.Token) -> None:
+    """Restore the tenant context that was current before the matching ``activate_tenant``."""
+    _current_tenant.reset(token)
+
+
+@contextmanager
+def tenant_context(tenant_id: str | uuid.UUID) -> Iterator[str]:
+    """Run a block as ``tenant_id`` (maintenance code, tests); the previous context comes back
+    afterwards, also when the block raises."""
+    token = activate_tenant(tenant_id)
+    try:
+        yield _current_tenant.get()
+    finally:
+        deactivate_tenant(token)
+
+
+@contextmanager
+def without_tenant() -> Iterator[None]:
+    """Run a block outside any tenant context; the context before it comes back afterwards,
+    whatever tenant the block entered (each request runs so: ``RequestContextMiddleware``)."""
+    token = _current_tenant.set(None)
+    try:
+        yield
+    finally:
+        _current_tenant.reset(token)
+
+
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
+
+
+# Tenant ids already seen in canonical form: each request activates its caller's tenant, and
+# a set lookup is cheaper than matching the pattern again. Bounded; emptied when full.
+_seen_canonical: set[str] = set()
+_MAX_SEEN_CANONICAL = 10_000
+
+
+def canonical_tenant_id(tenant_id: str | uuid.UUID) -> str:
+    """The lower-case hyphenated form of a tenant GUID; ValueError for anything else."""
+    if type(tenant_id) is str and tenant_id in _seen_canonical:
+        return tenant_id
+    # Validated tokens already carry the canonical form: skip the UUID round trip.
+    if isinstance(tenant_id, str) and _CANONICAL_GUID.fullmatch(tenant_id):
+        if len(_seen_canonical) >= _MAX_SEEN_CANONICAL:
+            _seen_canonical.clear()
+        _seen_canonical.add(tenant_id)
+        return tenant_id
+    return str(uuid.UUID(str(tenant_id)))
