@@ -1,13 +1,16 @@
-"""Django's Redis cache backend, with one client object per connection pool.
+"""Django's Redis cache backend, with connection pools and clients shared per process.
 
-Django builds a new ``redis.Redis`` for every cache operation; with redis-py 8 that costs
-about 50 µs, more than the round trip itself on a local network. The client is thread-safe
-and each thread already has its own cache instance, so one client per pool is reused; and
-``incr`` (rate-limit counters) takes one round trip instead of two.
+Django builds a connection pool per cache object, and a cache object per thread or, under
+ASGI, per request context: connections would then be opened again and again. Here every cache
+object of one configuration shares one pool (redis-py's pools are thread-safe and reset
+themselves after a fork) and one client: Django also builds a new ``redis.Redis`` for every
+cache operation, which with redis-py 8 costs about 50 µs, more than the round trip itself on
+a local network. And ``incr`` (rate-limit counters) takes one round trip instead of two.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -23,33 +26,53 @@ return nil
 """
 
 
-class _ReusingRedisCacheClient(RedisCacheClient):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
-        self._incr_scripts: dict[int, Any] = {}
+# Per process: (pool class, server URL, pool options) -> pool; id(pool) -> client, script.
+_pools: dict[tuple[Any, str, str], Any] = {}
+_clients: dict[int, Any] = {}
+_incr_scripts: dict[int, Any] = {}
+_shared_lock = threading.Lock()
 
+
+class _ReusingRedisCacheClient(RedisCacheClient):
     def incr(self, key: Any, delta: int) -> int:
         """As Django's: ValueError for a missing key; one round trip instead of two."""
         client = self.get_client(key, write=True)
-        script = self._incr_scripts.get(id(client))
+        script = _incr_scripts.get(id(client))
         if script is None:
-            script = self._incr_scripts[id(client)] = client.register_script(_INCR_IF_EXISTS)
+            with _shared_lock:
+                script = _incr_scripts.setdefault(
+                    id(client), client.register_script(_INCR_IF_EXISTS)
+                )
         value = script(keys=[key], args=[delta])
         if value is None:
             raise ValueError(f"Key {key!r} not found.")
         return value
 
+    def _get_connection_pool(self, write: bool) -> Any:
+        index = self._get_connection_pool_index(write)
+        pool = self._pools.get(index)
+        if pool is None:
+            server = self._servers[index]
+            options = repr(sorted(self._pool_options.items(), key=lambda item: item[0]))
+            with _shared_lock:
+                pool = _pools.get((self._pool_class, server, options))
+                if pool is None:
+                    pool = self._pool_class.from_url(server, **self._pool_options)
+                    _pools[(self._pool_class, server, options)] = pool
+            self._pools[index] = pool
+        return pool
+
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
-        client = self._clients.get(id(pool))
+        client = _clients.get(id(pool))
         if client is None:
-            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+            with _shared_lock:
+                client = _clients.setdefault(id(pool), self._client(connection_pool=pool))
         return client
 
 
 class RedisCache(DjangoRedisCache):
-    """``django.core.cache.backends.redis.RedisCache`` reusing its Redis clients."""
+    """``django.core.cache.backends.redis.RedisCache`` sharing pools and clients per process."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)

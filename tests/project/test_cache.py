@@ -40,3 +40,13 @@ def test_one_client_serves_every_operation_of_a_thread(cache):
     client = cache._cache.get_client(write=True)
 
     assert cache._cache.get_client(write=True) is client
+
+
+def test_cache_objects_of_one_configuration_share_a_pool_and_a_client(cache):
+    # Django builds a cache object per thread and, under ASGI, per request context.
+    other = caches.create_connection("default")
+    assert other is not cache
+
+    assert other._cache.get_client(write=True) is cache._cache.get_client(write=True)
+    other.set("shared", 1)
+    assert cache.get("shared") == 1
