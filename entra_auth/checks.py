@@ -11,6 +11,7 @@ from django.core.checks import Error, Tags, Warning, register
 
 from .conf import entra_settings
 from .keys import is_allowed_url
+from .rate_counter import Rate
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 SUPPORTED_TOKEN_VERSIONS = frozenset({"1.0", "2.0"})
@@ -120,6 +121,7 @@ def check_entra_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="entra_auth.E011",
             )
         )
+    messages.extend(_rate_limit_errors())
     classes = list(
         getattr(settings, "REST_FRAMEWORK", {}).get("DEFAULT_AUTHENTICATION_CLASSES", [])
     )
@@ -130,6 +132,35 @@ def check_entra_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 "token is not answered with 'WWW-Authenticate: Bearer'.",
                 hint="Put it first in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'].",
                 id="entra_auth.W012",
+            )
+        )
+    return messages
+
+
+def _rate_limit_errors() -> list[Any]:
+    """Rates that would fail on the first request, found at start-up instead."""
+    messages: list[Any] = []
+    for name in ("API_RATE_LIMIT", "AUTH_FAILURE_RATE_LIMIT"):
+        rate = getattr(entra_settings, name)
+        if rate is None:
+            continue
+        try:
+            Rate.parse(rate)
+        except ValueError as exc:
+            messages.append(
+                Error(
+                    f"{name}: {exc}",
+                    hint="None turns the limit off.",
+                    id="entra_auth.E017",
+                )
+            )
+    batch = entra_settings.API_RATE_LIMIT_BATCH
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        messages.append(
+            Error(
+                f"API_RATE_LIMIT_BATCH must be a whole number of at least 1, not {batch!r}.",
+                hint="1 writes every request to the cache; the default is 5.",
+                id="entra_auth.E018",
             )
         )
     return messages

@@ -25,6 +25,7 @@ HTTP_CONNECT_TIMEOUT_S = 3.05
 HTTP_READ_TIMEOUT_S = 5.0
 HTTP_MAX_RESPONSE_BYTES = 1024 * 1024
 TOKEN_CACHE_MAX_ENTRIES = 10_000
+API_RATE_LIMIT_BATCH = 5
 MAX_AUTHORIZATION_HEADER_BYTES = 16 * 1024
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 AUDIT_COALESCE_WINDOW_S = 60
@@ -71,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     # failed authentications per client IP. None turns one off.
     "API_RATE_LIMIT": "300/m",
     "AUTH_FAILURE_RATE_LIMIT": "30/m",
+    # Per-caller requests a process counts in memory before adding them to the shared cache
+    # (at most, and at most a twentieth of the limit): 1 writes every request (exact, slower).
+    "API_RATE_LIMIT_BATCH": API_RATE_LIMIT_BATCH,
     # On a cache outage rate limits let requests through (authentication still applies).
     "RATE_LIMIT_FAIL_OPEN": True,
     # Paths whose error answers are always JSON (JsonErrorMiddleware).

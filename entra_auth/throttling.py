@@ -1,24 +1,32 @@
-"""Rate limits with django-ratelimit, counted in the shared cache (SPEC 3, 7).
+"""Rate limits, counted in the shared cache (SPEC 3, 7).
 
 - ``CallerRateThrottle`` (a DRF throttle): requests per authenticated caller, keyed by
-  tenant and user (``oid``) or tenant and application for app-only callers.
-- Failed authentications per client IP: ``EntraJWTAuthentication`` counts each refusal
-  and, once over the limit, answers 429 before validating any token it has not already
-  validated (a caller with a cached valid token is not locked out by its neighbours).
+  tenant and user (``oid``) or tenant and application for app-only callers. Every request
+  counts, so each process counts in memory and writes to the cache in batches
+  (``entra_auth.rate_counter``): exact for small limits, within ``(workers - 1) x (batch - 1)``
+  requests per window for large ones, and never a cache round trip for most requests.
+- Failed authentications per client IP, counted by django-ratelimit (one cache round trip per
+  failure, exact across workers): ``EntraJWTAuthentication`` counts each refusal and, once
+  over the limit, answers 429 before validating any token it has not already validated (a
+  caller with a cached valid token is not locked out by its neighbours).
 
 Both answer 429 with ``Retry-After``. When the cache is down, the limits let requests
 through (``RATE_LIMIT_FAIL_OPEN``, the default) and log a warning: authentication and
-authorization still apply, and a cache outage does not become an API outage.
+authorization still apply, a caller a process has itself counted past the limit is still
+refused, and a cache outage does not become an API outage.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
 import time
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_ratelimit.core import get_usage
@@ -27,6 +35,7 @@ from rest_framework.throttling import BaseThrottle
 
 from .client_address import client_ip
 from .conf import entra_settings
+from .rate_counter import BatchedRateCounter, Rate
 
 logger = logging.getLogger("entra_auth.throttling")
 
@@ -36,27 +45,25 @@ AUTH_FAILURE_GROUP = "entra_auth.auth_failure"
 UNKNOWN_WAIT_S = 60
 
 
-def _wait_if_limited(
-    request: Any, group: str, key: str, rate: str, *, block_at_limit: bool = False
-) -> int | None:
-    """Count one request for ``key``; seconds to wait when it went over ``rate``, else None.
-
-    ``block_at_limit``: the wait starts once the count reaches the limit (the next attempt
-    would be over), not when it exceeds it.
-    """
+def _failure_wait(request: Any, bucket: str, rate: str) -> int | None:
+    """Count one failed authentication for ``bucket``; seconds to block it once the count
+    reaches the limit (the next attempt would be over), else None."""
     try:
         usage = get_usage(
-            request, group=group, key=lambda _group, _request: key, rate=rate, increment=True
+            request,
+            group=AUTH_FAILURE_GROUP,
+            key=lambda _group, _request: bucket,
+            rate=rate,
+            increment=True,
         )
     except Exception:  # a cache outage: apply the configured policy below
-        logger.warning("rate-limit cache unavailable for %s", group, exc_info=True)
+        logger.warning("rate-limit cache unavailable for %s", AUTH_FAILURE_GROUP, exc_info=True)
         usage = {"count": 0, "time_left": -1, "should_limit": True}
     if usage is None:
         return None
     if usage["time_left"] < 0:  # django-ratelimit's mark of a failed cache operation
         return None if entra_settings.RATE_LIMIT_FAIL_OPEN else UNKNOWN_WAIT_S
-    over = usage["count"] >= usage["limit"] if block_at_limit else usage["should_limit"]
-    return max(int(usage["time_left"]), 1) if over else None
+    return max(int(usage["time_left"]), 1) if usage["count"] >= usage["limit"] else None
 
 
 def caller_key(user: Any) -> str | None:
@@ -67,6 +74,23 @@ def caller_key(user: Any) -> str | None:
     if user.is_app_only:
         return f"{tid}:app:{user.app_id}"
     return f"{tid}:user:{user.oid}"
+
+
+def rate_limit_cache_alias() -> str:
+    """The cache holding rate-limit counts: django-ratelimit's ``RATELIMIT_USE_CACHE``."""
+    return getattr(settings, "RATELIMIT_USE_CACHE", "default")
+
+
+@functools.lru_cache(maxsize=16)
+def parsed_rate(text: str) -> Rate:
+    return Rate.parse(text)
+
+
+_caller_counter = BatchedRateCounter(
+    CALLER_GROUP,
+    cache=lambda: caches[rate_limit_cache_alias()],
+    max_batch=lambda: entra_settings.API_RATE_LIMIT_BATCH,
+)
 
 
 class CallerRateThrottle(BaseThrottle):
@@ -80,7 +104,13 @@ class CallerRateThrottle(BaseThrottle):
         key = caller_key(request.user)
         if not rate or key is None:
             return True
-        self._wait = _wait_if_limited(request, CALLER_GROUP, key, rate)
+        count = _caller_counter.hit(key, parsed_rate(rate))
+        if count.over:
+            self._wait = count.seconds_left
+        elif not count.shared and not entra_settings.RATE_LIMIT_FAIL_OPEN:
+            self._wait = UNKNOWN_WAIT_S
+        else:
+            self._wait = None
         return self._wait is None
 
     def wait(self) -> float | None:
@@ -136,7 +166,7 @@ def count_failed_authentication(request: Any) -> None:
     if not rate:
         return
     bucket = client_bucket(request)
-    wait = _wait_if_limited(request, AUTH_FAILURE_GROUP, bucket, rate, block_at_limit=True)
+    wait = _failure_wait(request, bucket, rate)
     if wait is not None:
         if len(_blocked_until) >= _MAX_BLOCKED_BUCKETS:
             _blocked_until.clear()
@@ -144,6 +174,8 @@ def count_failed_authentication(request: Any) -> None:
 
 
 @receiver(setting_changed)
-def _forget_blocks_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+def _forget_counts_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ("ENTRA_AUTH", "CACHES"):
         _blocked_until.clear()
+    if setting in ("ENTRA_AUTH", "RATELIMIT_USE_CACHE"):
+        _caller_counter.reset()

@@ -212,6 +212,7 @@ def _entra_auth_from_environment() -> dict[str, object]:
         "TRUSTED_PROXIES": env_list("ENTRA_TRUSTED_PROXIES") or [],
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/m",
         "AUTH_FAILURE_RATE_LIMIT": os.environ.get("API_AUTH_FAILURE_RATE_LIMIT") or "30/m",
+        "API_RATE_LIMIT_BATCH": int(os.environ.get("API_RATE_LIMIT_BATCH") or "5"),
         "AUDIT_COALESCE_WINDOW": int(os.environ.get("ENTRA_AUDIT_COALESCE_WINDOW") or 60),
     }
     return config

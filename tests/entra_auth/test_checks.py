@@ -141,6 +141,30 @@ def entra_check_ids(*, deploy: bool = False) -> list[str]:
             ["entra_auth.E011"],
             id="app-specific-keys-without-client-id",
         ),
+        pytest.param(
+            {**SINGLE_TENANT, "API_RATE_LIMIT": "300/minute"},
+            False,
+            ["entra_auth.E017"],
+            id="caller-rate-not-a-rate",
+        ),
+        pytest.param(
+            {**SINGLE_TENANT, "AUTH_FAILURE_RATE_LIMIT": "0/m"},
+            False,
+            ["entra_auth.E017"],
+            id="failure-rate-of-zero",
+        ),
+        pytest.param(
+            {**SINGLE_TENANT, "API_RATE_LIMIT_BATCH": 0},
+            False,
+            ["entra_auth.E018"],
+            id="batch-of-zero",
+        ),
+        pytest.param(
+            {**SINGLE_TENANT, "API_RATE_LIMIT_BATCH": "10"},
+            False,
+            ["entra_auth.E018"],
+            id="batch-string",
+        ),
     ],
 )
 def test_misconfiguration_is_reported_with_its_check_id(
@@ -167,6 +191,14 @@ def test_misconfiguration_is_reported_with_its_check_id(
         pytest.param({**SINGLE_TENANT, "INSTANCE": "http://127.0.0.1:8080/"}, id="loopback-ipv4"),
         pytest.param({**SINGLE_TENANT, "INSTANCE": "http://localhost:8080"}, id="localhost"),
         pytest.param({**SINGLE_TENANT, "INSTANCE": "http://[::1]:8080/"}, id="loopback-ipv6"),
+        pytest.param(
+            {**SINGLE_TENANT, "API_RATE_LIMIT": None, "AUTH_FAILURE_RATE_LIMIT": None},
+            id="rate-limits-off",
+        ),
+        pytest.param(
+            {**SINGLE_TENANT, "API_RATE_LIMIT": "50/10s", "API_RATE_LIMIT_BATCH": 1},
+            id="exact-caller-counts",
+        ),
     ],
 )
 def test_valid_production_configuration_reports_no_entra_message(

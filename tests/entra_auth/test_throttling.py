@@ -128,30 +128,63 @@ def test_client_ip(settings, remote, forwarded, trusted, expected):
 def test_rate_limits_let_requests_through_when_the_cache_is_down(
     fake_entra, configure, api_client, cache_outage
 ):
-    configure(API_RATE_LIMIT="1/h", AUTH_FAILURE_RATE_LIMIT="1/h")
+    configure(API_RATE_LIMIT="3/h", AUTH_FAILURE_RATE_LIMIT="1/h")
     token = fake_entra.token()
     assert get_me(api_client, token).status_code == 200  # keys now in memory
     with cache_outage():
-        statuses = [get_me(api_client, token).status_code for _ in range(3)]
+        statuses = [get_me(api_client, token).status_code for _ in range(2)]
         # A token never seen before is validated with the keys each process holds in memory.
-        new_token = get_me(api_client, fake_entra.token()).status_code
+        colleague = fake_entra.token(oid="0f0f0f0f-0000-4000-8000-000000000001")
+        new_token = get_me(api_client, colleague).status_code
         failures = [get_me(api_client, "bad").status_code for _ in range(3)]
+        # What this process counted itself still counts: the caller's fourth request is over.
+        over = get_me(api_client, token)
 
-    assert statuses == [200, 200, 200]
+    assert statuses == [200, 200]
     assert new_token == 200
     assert failures == [401, 401, 401]
+    assert_rate_limited(over)
 
 
 def test_rate_limits_can_fail_closed_when_the_cache_is_down(
     fake_entra, configure, api_client, cache_outage
 ):
-    configure(API_RATE_LIMIT="100/h", RATE_LIMIT_FAIL_OPEN=False)
+    configure(API_RATE_LIMIT="100/h", RATE_LIMIT_FAIL_OPEN=False, API_RATE_LIMIT_BATCH=1)
     token = fake_entra.token()
     assert get_me(api_client, token).status_code == 200
     with cache_outage():
         response = get_me(api_client, token)
 
     assert_rate_limited(response)
+
+
+def test_failing_closed_with_batches_refuses_from_the_first_write_that_fails(
+    fake_entra, configure, api_client, cache_outage
+):
+    # 100/h: a process writes every 5 requests of a caller (100 // 20).
+    configure(API_RATE_LIMIT="100/h", RATE_LIMIT_FAIL_OPEN=False)
+    token = fake_entra.token()
+    assert get_me(api_client, token).status_code == 200  # counted in memory, not written yet
+    with cache_outage():
+        during = [get_me(api_client, token).status_code for _ in range(5)]
+    after = get_me(api_client, token).status_code
+
+    # Requests 2-4 are counted in memory; the 5th is a write, which fails: from then on every
+    # request tries to write and is refused, until the cache answers again.
+    assert during == [200, 200, 200, 429, 429]
+    assert after == 200
+
+
+def test_the_caller_limit_is_exact_across_a_batch_when_one_process_counts(
+    fake_entra, configure, api_client
+):
+    # 200/h: a process writes every 5 requests, and on each of the last 5 before the limit.
+    configure(API_RATE_LIMIT="200/h")
+    token = fake_entra.token()
+
+    statuses = [get_me(api_client, token).status_code for _ in range(202)]
+
+    assert statuses == [200] * 200 + [429] * 2
 
 
 def test_failed_authentications_from_one_ipv6_network_share_a_count(
