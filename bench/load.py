@@ -26,7 +26,7 @@ WORKERS = 2
 CONNECTIONS = 16
 WARMUP_S = 2
 RUN_S = 3
-TURNS = 6
+TURNS = 10
 WRK_TIMEOUT_S = 10
 # High enough that the single bench caller never meets it, so the limiter runs but never 429s.
 NEVER_REACHED_RATE = "100000000/m"

@@ -214,6 +214,8 @@ def _statuses(counts: dict) -> str:
 
 
 def notes(micro: MicroResults, load: LoadResults, jwks: JwksResults) -> list[str]:
+    from entra_auth.conf import entra_settings
+
     failures = {
         route.path: route.failures
         for route in (load.open, load.protected, load.unthrottled)
@@ -226,8 +228,8 @@ def notes(micro: MicroResults, load: LoadResults, jwks: JwksResults) -> list[str
         f"Load: gunicorn (project/gunicorn.conf.py), {WORKERS} workers x 4 threads; "
         f"wrk -c{CONNECTIONS} with `Connection: close` (as behind nginx); medians of "
         f"{TURNS} alternating {RUN_S} s runs per route; one warm token. Protected = as "
-        "deployed, with the per-caller rate limit counting in Redis (set high enough never "
-        "to answer 429).",
+        "deployed, with the per-caller rate limit counting in Redis in batches of "
+        f"{entra_settings.API_RATE_LIMIT_BATCH} (set high enough never to answer 429).",
         f"Cold-start answers: {_statuses(jwks.cold_start_statuses)}; flood answers: "
         f"{_statuses(jwks.flood_statuses)}.",
         "wrk errors (non-2xx or socket): "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,7 +111,7 @@ class EntraPrincipal:
 # token cache hands back the same read-only claims object for a token seen again, so a repeat
 # caller costs one dictionary lookup instead of a new principal. The entry keeps its claims
 # alive, so an id here can never be reused by another object while the entry exists.
-_principals: dict[int, tuple[Mapping[str, Any], EntraPrincipal]] = {}
+_principals: OrderedDict[int, tuple[Mapping[str, Any], EntraPrincipal]] = OrderedDict()
 _principals_lock = threading.Lock()
 
 
@@ -125,6 +126,6 @@ def principal_for(claims: Mapping[str, Any]) -> EntraPrincipal:
     if max_entries > 0:
         with _principals_lock:
             while len(_principals) >= max_entries:
-                del _principals[next(iter(_principals))]
+                _principals.popitem(last=False)
             _principals[id(claims)] = (claims, principal)
     return principal

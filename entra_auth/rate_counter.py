@@ -27,6 +27,7 @@ import re
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,7 @@ class BatchedRateCounter:
         self.max_batch = max_batch
         self.clock = clock
         self.max_keys = max_keys
-        self._windows: dict[str, _Window] = {}
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._lock = threading.Lock()
         self._cache_failing = False
 
@@ -159,11 +160,10 @@ class BatchedRateCounter:
         window = self._windows.get(key)
         if window is not None and window.ends_at - period_s <= now < window.ends_at:
             return window
-        if window is not None:
-            del self._windows[key]  # re-inserted last: the oldest windows go first
-        elif len(self._windows) >= self.max_keys:
-            del self._windows[next(iter(self._windows))]
+        if window is None and len(self._windows) >= self.max_keys:
+            self._windows.popitem(last=False)
         window = self._windows[key] = _Window(window_end(key, period_s, now))
+        self._windows.move_to_end(key)  # the oldest windows go first
         return window
 
     def _write(self, key: str, window: _Window, now: float) -> bool:

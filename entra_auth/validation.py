@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -44,12 +45,14 @@ def policy_from_settings() -> ValidationPolicy:
 class ValidatedTokenCache:
     """Claims of recently validated tokens, keyed by SHA-256 of the token, never past ``exp``.
 
-    Bounded: the oldest entry goes first when full. The raw token is never stored.
+    Bounded: the oldest entry goes first when full (an ``OrderedDict``: evicting from the
+    front of a plain dict rescans the holes earlier evictions left). The raw token is never
+    stored.
     """
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._entries: dict[bytes, tuple[float, Mapping[str, Any]]] = {}
+        self._entries: OrderedDict[bytes, tuple[float, Mapping[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
         # Bumped by clear(): a validation that began before a key change must not store.
         self.epoch = 0
@@ -74,7 +77,7 @@ class ValidatedTokenCache:
             if epoch != self.epoch:
                 return
             while len(self._entries) >= self.max_entries:
-                del self._entries[next(iter(self._entries))]
+                self._entries.popitem(last=False)
             self._entries[digest] = (expires_at, claims)
 
     def clear(self) -> None:
