@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
+from entra_auth import throttling
 from entra_auth.client_address import client_ip
+from entra_auth.rate_counter import PROBE_INTERVAL_S
 from tests.fake_entra import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.django_db
@@ -159,20 +161,25 @@ def test_rate_limits_can_fail_closed_when_the_cache_is_down(
 
 
 def test_failing_closed_with_batches_refuses_from_the_first_write_that_fails(
-    fake_entra, configure, api_client, cache_outage
+    fake_entra, configure, api_client, cache_outage, monkeypatch
 ):
     # 100/h: a process writes every 5 requests of a caller (100 // 20).
     configure(API_RATE_LIMIT="100/h", RATE_LIMIT_FAIL_OPEN=False)
+    probe_clock = [0.0]
+    monkeypatch.setattr(throttling._caller_counter, "monotonic", lambda: probe_clock[0])
     token = fake_entra.token()
     assert get_me(api_client, token).status_code == 200  # counted in memory, not written yet
     with cache_outage():
         during = [get_me(api_client, token).status_code for _ in range(5)]
-    after = get_me(api_client, token).status_code
+    right_after = get_me(api_client, token).status_code  # the cache is not tried again yet
+    probe_clock[0] += PROBE_INTERVAL_S
+    once_tried = get_me(api_client, token).status_code
 
     # Requests 2-4 are counted in memory; the 5th is a write, which fails: from then on every
-    # request tries to write and is refused, until the cache answers again.
+    # request is refused until a request, one per probe interval, finds the cache back.
     assert during == [200, 200, 200, 429, 429]
-    assert after == 200
+    assert right_after == 429
+    assert once_tried == 200
 
 
 def test_the_caller_limit_is_exact_across_a_batch_when_one_process_counts(
