@@ -118,7 +118,7 @@ class _Window:
         self.write_lock = threading.Lock()
 
     @property
-    def shared(self) -> int:
+    def shared_count(self) -> int:
         """The shared count as of this process's last write."""
         return self.ours_in_shared + self.external
 
@@ -162,7 +162,7 @@ class BatchedRateCounter:
             window.hits += 1
             window.pending += 1
             own = window.hits
-            if window.shared > rate.limit:
+            if window.shared_count > rate.limit:
                 due = False  # the window's outcome is settled: nothing to learn or tell
             elif self._failing:
                 due = self._claim_probe()
@@ -172,10 +172,11 @@ class BatchedRateCounter:
                     or own + window.external > rate.limit - batch
                 )
             shared = not self._failing
+            known = own + window.external
         if due:
             shared = self._write(key, window, now)
-        with self._lock:
-            known = own + window.external
+            with self._lock:
+                known = own + window.external  # what the write learnt of the others
         seconds_left = max(1, math.ceil(window.ends_at - now))
         return Count(known, rate.limit, seconds_left, shared)
 

@@ -83,6 +83,7 @@ def rate_limit_cache_alias() -> str:
 
 @functools.lru_cache(maxsize=16)
 def parsed_rate(text: str) -> Rate:
+    """``Rate.parse``, once per rate string (system check E017 refuses bad ones at start-up)."""
     return Rate.parse(text)
 
 
