@@ -49,13 +49,16 @@ class EntraJWTAuthentication(BaseAuthentication):
             if raw_token is None:
                 return None
             claims = self.get_validated_token(
-                raw_token, on_cache_miss=lambda: self._check_new_token(request, raw_token)
+                raw_token, on_cache_miss=lambda: self._check_new_token(request)
             )
         except InvalidBearerRequest as exc:
             failure = exc
         except TokenError as exc:
-            failure = InvalidBearerToken(exc.detail)
-            failure.reason = exc.code
+            if _B64TOKEN.fullmatch(raw_token):
+                failure = InvalidBearerToken(exc.detail)
+                failure.reason = exc.code
+            else:  # not even RFC 6750 b64token syntax: the header is malformed
+                failure = InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
         except KeysUnavailable:
             raise AuthenticationUnavailable() from None
         else:
@@ -100,15 +103,10 @@ class EntraJWTAuthentication(BaseAuthentication):
         return rest
 
     @staticmethod
-    def _check_new_token(request: Request, raw_token: str) -> None:
-        """Before a token not validated before: the failure limit, then RFC 6750 syntax.
-
-        A token found in the validated-token cache passed both already, so the per-request
-        path skips them.
-        """
+    def _check_new_token(request: Request) -> None:
+        """Before a token not validated before: the failure limit (a token found in the
+        validated-token cache passed it already, so the per-request path skips it)."""
         refuse_if_failing_too_often(request)
-        if not _B64TOKEN.fullmatch(raw_token):
-            raise InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
 
     def get_validated_token(
         self, raw_token: str, on_cache_miss: Callable[[], None] | None = None
