@@ -70,6 +70,17 @@ class EntraPrincipal:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"EntraPrincipal is immutable: cannot delete {name!r}")
 
+    def __copy__(self) -> EntraPrincipal:
+        return self  # immutable: a copy would be the same
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EntraPrincipal:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by its fields (``__setattr__`` refuses the default slot-by-slot restore)."""
+        fields = tuple(getattr(self, name) for name in EntraPrincipal.__slots__)
+        return (_restore_principal, (type(self), fields))
+
     @property
     def pk(self) -> str:
         """Stable per caller across tenants: ``<tid>:<oid>``."""
@@ -105,6 +116,13 @@ class EntraPrincipal:
 
     def __hash__(self) -> int:
         return hash((self.tid, self.oid))
+
+
+def _restore_principal(cls: type[EntraPrincipal], fields: tuple[Any, ...]) -> EntraPrincipal:
+    principal = object.__new__(cls)
+    for name, value in zip(EntraPrincipal.__slots__, fields, strict=True):
+        object.__setattr__(principal, name, value)
+    return principal
 
 
 # The principal of each recently validated claims object, keyed by its identity. The validated-

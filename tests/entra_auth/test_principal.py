@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import copy
+import pickle
 
 import pytest
 from rest_framework.request import Request
@@ -41,6 +43,20 @@ def test_the_principal_cannot_be_changed(fake_entra):
 
     assert user.scopes == frozenset({"Payments.Read"})
     assert user.is_superuser is False
+
+
+def test_the_principal_copies_and_pickles_with_every_field(fake_entra):
+    user, _tenant = authenticate(fake_entra.token(scopes=("Payments.Read",), roles=("R",)))
+
+    restored = pickle.loads(pickle.dumps(user))  # noqa: S301 (our own bytes)
+
+    assert copy.copy(user) is user and copy.deepcopy(user) is user  # immutable
+    assert type(restored) is EntraPrincipal and restored == user
+    assert {name: getattr(restored, name) for name in EntraPrincipal.__slots__} == {
+        name: getattr(user, name) for name in EntraPrincipal.__slots__
+    }
+    with pytest.raises(AttributeError):
+        restored.scopes = frozenset()
 
 
 def test_a_token_seen_again_gets_the_same_principal(fake_entra):
