@@ -41,6 +41,7 @@ class EntraJWTAuthentication(BaseAuthentication):
     """Authenticates ``Authorization: Bearer <Entra access token>`` (SPEC 4, 6, 7)."""
 
     def authenticate(self, request: Request) -> tuple[Any, Mapping[str, Any]] | None:
+        raw_token: str | None = None
         try:
             header = self.get_header(request)
             if header is None:
@@ -54,11 +55,12 @@ class EntraJWTAuthentication(BaseAuthentication):
         except InvalidBearerRequest as exc:
             failure = exc
         except TokenError as exc:
-            if _B64TOKEN.fullmatch(raw_token):
+            if raw_token is not None and not _B64TOKEN.fullmatch(raw_token):
+                # Not even RFC 6750 b64token syntax: the header is malformed.
+                failure = InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
+            else:
                 failure = InvalidBearerToken(exc.detail)
                 failure.reason = exc.code
-            else:  # not even RFC 6750 b64token syntax: the header is malformed
-                failure = InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
         except KeysUnavailable:
             raise AuthenticationUnavailable() from None
         else:
@@ -112,6 +114,10 @@ class EntraJWTAuthentication(BaseAuthentication):
         self, raw_token: str, on_cache_miss: Callable[[], None] | None = None
     ) -> Mapping[str, Any]:
         """Validated claims; raises ``TokenError`` or ``KeysUnavailable``.
+
+        ``raw_token`` is checked against RFC 6750 syntax only once refused (every token the
+        built-in validator accepts is base64url JWS): an override with a parser of its own
+        must refuse what it cannot parse.
 
         ``on_cache_miss`` runs before a token not validated before is checked (the failed-
         authentication limit refuses there, so known good tokens are never locked out).

@@ -72,7 +72,7 @@ def canonical_tenant_id(tenant_id: str | uuid.UUID) -> str:
     if type(tenant_id) is str and tenant_id in _seen_canonical:
         return tenant_id
     # Validated tokens already carry the canonical form: skip the UUID round trip.
-    if isinstance(tenant_id, str) and _CANONICAL_GUID.fullmatch(tenant_id):
+    if type(tenant_id) is str and _CANONICAL_GUID.fullmatch(tenant_id):
         if len(_seen_canonical) >= _MAX_SEEN_CANONICAL:
             _seen_canonical.clear()
         _seen_canonical.add(tenant_id)

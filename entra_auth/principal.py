@@ -51,7 +51,9 @@ class EntraPrincipal:
     name: str | None
     preferred_username: str | None
 
-    def __init__(self, claims: Mapping[str, Any]) -> None:
+    def __new__(cls, claims: Mapping[str, Any]) -> EntraPrincipal:
+        # Built in __new__, so that calling __init__ again cannot rewrite a shared principal.
+        self = super().__new__(cls)
         init = object.__setattr__
         init(self, "oid", claims["oid"].lower())
         init(self, "tid", claims["tid"].lower())
@@ -63,6 +65,10 @@ class EntraPrincipal:
         init(self, "token_version", claims["ver"])
         init(self, "name", claims.get("name"))
         init(self, "preferred_username", claims.get("preferred_username"))
+        return self
+
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        """The fields are set by ``__new__``: nothing to do, and nothing to redo, here."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"EntraPrincipal is immutable: cannot set {name!r}")

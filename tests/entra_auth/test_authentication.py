@@ -21,8 +21,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 from entra_auth import tokens
+from entra_auth.authentication import EntraJWTAuthentication
+from entra_auth.exceptions import InvalidBearerToken
 from entra_auth.tokens import (
     BadSignature,
     ClientAppNotAllowed,
@@ -585,6 +589,19 @@ def test_header_of_exactly_the_size_limit_is_parsed_as_a_token(fake_entra, api_c
 
     # Then its token is judged, and found not to be a JWT
     assert_invalid_token(response, fake_entra, authorization[7:], MalformedToken.detail)
+
+
+def test_a_subclass_refusing_a_token_in_its_own_header_step_answers_invalid_token(fake_entra):
+    # Given a subclass whose get_raw_token refuses with a token error of its own
+    class StrictAuthentication(EntraJWTAuthentication):
+        def get_raw_token(self, header: str) -> str | None:
+            raise MalformedToken()
+
+    request = Request(APIRequestFactory().get(ME, HTTP_AUTHORIZATION="Bearer abc"))
+
+    # Then the request is refused with invalid_token, not a server error
+    with pytest.raises(InvalidBearerToken):
+        StrictAuthentication().authenticate(request)
 
 
 def send_no_header(client: Any, token: str) -> Any:

@@ -14,7 +14,7 @@ from entra_auth.authentication import EntraJWTAuthentication
 from entra_auth.principal import EntraPrincipal
 from entra_auth.tenancy import current_tenant
 from entra_auth.validation import get_validator
-from tests.fake_entra import TENANT_A
+from tests.fake_entra import TENANT_A, TENANT_B
 
 
 def authenticate(token: str) -> tuple[EntraPrincipal, str | None]:
@@ -43,6 +43,14 @@ def test_the_principal_cannot_be_changed(fake_entra):
 
     assert user.scopes == frozenset({"Payments.Read"})
     assert user.is_superuser is False
+
+
+def test_calling_init_again_cannot_rewrite_a_shared_principal(fake_entra):
+    user, _tenant = authenticate(fake_entra.token(scopes=("Payments.Read",)))
+
+    user.__init__(fake_entra.claims(tenant=TENANT_B, scopes=("Payments.Write",)))
+
+    assert (user.tid, user.scopes) == (TENANT_A, frozenset({"Payments.Read"}))
 
 
 def test_the_principal_copies_and_pickles_with_every_field(fake_entra):

@@ -21,6 +21,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.migrations.state import ProjectState
 from django.db.models import Count, Subquery, prefetch_related_objects
 
+from entra_auth.context import canonical_tenant_id
 from entra_auth.rls import EnableRowLevelSecurity, TenantSettingsSync, install_tenant_settings
 from entra_auth.tenancy import (
     TenantContextMissing,
@@ -86,6 +87,20 @@ def test_activate_tenant_refuses_what_is_not_a_guid(bad: str) -> None:
     with pytest.raises(ValueError):
         activate_tenant(bad)
     assert current_tenant() is None
+
+
+def test_a_string_subclass_cannot_make_a_non_guid_pass_for_canonical() -> None:
+    class Sneaky(str):
+        def __hash__(self) -> int:
+            return hash("not-a-guid")
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    assert canonical_tenant_id(Sneaky(TENANT_A)) == TENANT_A
+
+    with pytest.raises(ValueError):
+        canonical_tenant_id("not-a-guid")
 
 
 def test_tenant_context_is_restored_after_an_exception() -> None:
