@@ -49,8 +49,10 @@ class EntraJWTAuthentication(BaseAuthentication):
             raw_token = self.get_raw_token(header)
             if raw_token is None:
                 return None
+            # Only a token not validated before meets the failure limit: a token found in
+            # the validated-token cache passed it already, and is never locked out.
             claims = self.get_validated_token(
-                raw_token, on_cache_miss=lambda: self._check_new_token(request)
+                raw_token, on_cache_miss=lambda: refuse_if_failing_too_often(request)
             )
         except InvalidBearerRequest as exc:
             failure = exc
@@ -103,12 +105,6 @@ class EntraJWTAuthentication(BaseAuthentication):
         if not rest or " " in rest:
             raise InvalidBearerRequest(_ONE_BEARER_CREDENTIAL)
         return rest
-
-    @staticmethod
-    def _check_new_token(request: Request) -> None:
-        """Before a token not validated before: the failure limit (a token found in the
-        validated-token cache passed it already, so the per-request path skips it)."""
-        refuse_if_failing_too_often(request)
 
     def get_validated_token(
         self, raw_token: str, on_cache_miss: Callable[[], None] | None = None

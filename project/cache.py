@@ -26,23 +26,16 @@ return nil
 """
 
 
-# Per process: (pool class, server URL, pool options) -> pool; id(pool) -> client, script.
+# Per process: (pool class, server URL, pool options) -> pool; id(pool) -> (client, incr script).
 _pools: dict[tuple[Any, str, str], Any] = {}
-_clients: dict[int, Any] = {}
-_incr_scripts: dict[int, Any] = {}
+_clients: dict[int, tuple[Any, Any]] = {}
 _shared_lock = threading.Lock()
 
 
 class _ReusingRedisCacheClient(RedisCacheClient):
     def incr(self, key: Any, delta: int) -> int:
         """As Django's: ValueError for a missing key; one round trip instead of two."""
-        client = self.get_client(key, write=True)
-        script = _incr_scripts.get(id(client))
-        if script is None:
-            with _shared_lock:
-                script = _incr_scripts.setdefault(
-                    id(client), client.register_script(_INCR_IF_EXISTS)
-                )
+        _client, script = self._client_and_script(write=True)
         value = script(keys=[key], args=[delta])
         if value is None:
             raise ValueError(f"Key {key!r} not found.")
@@ -62,13 +55,20 @@ class _ReusingRedisCacheClient(RedisCacheClient):
             self._pools[index] = pool
         return pool
 
-    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+    def _client_and_script(self, *, write: bool) -> tuple[Any, Any]:
         pool = self._get_connection_pool(write)
-        client = _clients.get(id(pool))
-        if client is None:
+        entry = _clients.get(id(pool))
+        if entry is None:
             with _shared_lock:
-                client = _clients.setdefault(id(pool), self._client(connection_pool=pool))
-        return client
+                entry = _clients.get(id(pool))
+                if entry is None:
+                    client = self._client(connection_pool=pool)
+                    entry = (client, client.register_script(_INCR_IF_EXISTS))
+                    _clients[id(pool)] = entry
+        return entry
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        return self._client_and_script(write=write)[0]
 
 
 class RedisCache(DjangoRedisCache):
