@@ -434,6 +434,7 @@ def test_processes_sharing_a_cache_refuse_only_over_the_limit_and_overshoot_boun
         cache.down = cache_state == "down"
         if cache_state == "flushed":
             cache.clear()
+            troubled.update(end for _, end in hits)  # every counter so far is lost
         # A process counts a request in the window it is in, or a later one it already opened
         # (a clock reading from before its current window).
         window = max(window_end(KEY, rate.period_s, clock.now), current.get(process, 0.0))
