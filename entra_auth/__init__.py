@@ -11,6 +11,8 @@ Documented modules: ``entra_auth.permissions``, ``entra_auth.tenancy``, ``entra_
 from importlib import import_module
 from typing import Any
 
+__version__ = "0.1.0"
+
 _PUBLIC = {
     "EntraJWTAuthentication": "entra_auth.authentication",
     "EntraPrincipal": "entra_auth.principal",
