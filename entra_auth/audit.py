@@ -43,8 +43,8 @@ from django.utils import timezone
 
 from .client_address import UNKNOWN_CLIENT, client_ip
 from .conf import entra_settings
+from .context import current_request_id
 from .logging import redact_tokens, request_principal
-from .middleware import current_request_id
 from .models import (
     EVENT_TYPE_MAX_LENGTH,
     METHOD_MAX_LENGTH,

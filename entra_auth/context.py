@@ -1,8 +1,10 @@
-"""The tenant context: which tenant the running code acts for (SPEC 9).
+"""The request context: which tenant the running code acts for, and which request it serves.
 
-A ``contextvars`` variable, so threads and asyncio tasks never see each other's tenant. Kept
-apart from ``entra_auth.tenancy`` (which re-exports these names) because it needs no models:
-middleware and logging import it before Django's apps are ready.
+``contextvars`` variables, so threads and asyncio tasks never see each other's tenant or
+request (docs/tenancy.md). Kept apart from ``entra_auth.tenancy`` (which re-exports the tenant
+names) because it needs no models: middleware and logging import it before Django's apps are
+ready. ``RequestContextMiddleware`` sets the request and its id, and resets all three when the
+request ends.
 """
 
 from __future__ import annotations
@@ -12,10 +14,43 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from .process_caches import register_process_cache
 
 _current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "entra_auth_tenant", default=None
 )
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "entra_auth_request_id", default=None
+)
+_current_request: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "entra_auth_request", default=None
+)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled in this context, if any."""
+    return _request_id.get()
+
+
+def current_request() -> Any:
+    """The Django request being handled in this context, if any (for the audit log)."""
+    return _current_request.get()
+
+
+@contextmanager
+def request_context(request: Any, request_id: str) -> Iterator[None]:
+    """Run a request: its id and the request are current, and no tenant is, until it ends."""
+    id_token = _request_id.set(request_id)
+    request_token = _current_request.set(request)
+    tenant_token = _current_tenant.set(None)
+    try:
+        yield
+    finally:
+        _current_tenant.reset(tenant_token)
+        _current_request.reset(request_token)
+        _request_id.reset(id_token)
 
 
 def current_tenant() -> str | None:
@@ -65,6 +100,7 @@ _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
 # a set lookup is cheaper than matching the pattern again. Bounded; emptied when full.
 _seen_canonical: set[str] = set()
 _MAX_SEEN_CANONICAL = 10_000
+register_process_cache("canonical_tenants", _seen_canonical.clear)
 
 
 def canonical_tenant_id(tenant_id: str | uuid.UUID) -> str:

@@ -1,17 +1,12 @@
-"""Structured logs: a JSON formatter and one log line per request (SPEC 12).
+"""Structured logs: a JSON formatter that never lets a token through (docs/audit.md).
 
 In ``LOGGING``::
 
     "formatters": {"json": {"()": "entra_auth.logging.JsonFormatter"}},
 
-and in ``MIDDLEWARE``, right after ``RequestContextMiddleware``::
-
-    "entra_auth.logging.RequestLogMiddleware",
-
-Every line carries the request id of the request it was logged in. Request lines hold the
-method, path (never the query string), status, duration, client IP and the caller's tenant,
-``oid`` and app id; never a header, a token or a claim beyond those. As a last line of
-defence, the formatter redacts anything shaped like a JWT or a bearer credential.
+Every line carries the id of the request it was logged in. As a last line of defence, the
+formatter redacts anything shaped like a JWT or a bearer credential. One line per request
+comes from the optional ``entra_auth.http.request_log.RequestLogMiddleware``.
 """
 
 from __future__ import annotations
@@ -19,20 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-
-from .client_address import client_ip
-from .middleware import current_request_id
+from ._moved import moved_names
+from .context import current_request_id
 from .principal import EntraPrincipal
 
-REQUEST_LOGGER_NAME = "entra_auth.requests"
 REDACTED = "[redacted]"
-SERVER_ERROR_STATUS = 500
 # A JWS/JWE starts with base64url('{"'), i.e. "eyJ"; a bearer credential follows its scheme.
 _TOKEN_LIKE = re.compile(
     r"eyJ[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*)*|(?i:\bbearer\s+)[A-Za-z0-9\-._~+/]+=*"
@@ -40,8 +29,6 @@ _TOKEN_LIKE = re.compile(
 # Attributes every LogRecord has: whatever else a record carries came through ``extra=``.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _JSON_SCALARS = (str, int, float, bool, type(None))
-
-request_logger = logging.getLogger(REQUEST_LOGGER_NAME)
 
 
 def redact_tokens(text: str) -> str:
@@ -87,41 +74,5 @@ class JsonFormatter(logging.Formatter):
         return redact_tokens(json.dumps(entry, ensure_ascii=False, default=str))
 
 
-class RequestLogMiddleware:
-    """Logs one line per request on ``entra_auth.requests`` (errors at ERROR, the rest at INFO).
-
-    Place it right after ``RequestContextMiddleware``, so that the request id and the
-    caller are known, and the duration covers every other layer.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        response = self.get_response(request)
-        duration_ms = round((time.perf_counter() - started) * 1000, 1)
-        caller = request_principal(request)
-        path = redact_tokens(request.path)
-        fields = {
-            "request_id": current_request_id() or getattr(request, "request_id", None),
-            "method": request.method,
-            "path": path,
-            "status": response.status_code,
-            "duration_ms": duration_ms,
-            "client_ip": client_ip(request),
-            "tenant_id": caller.tid if caller else None,
-            "oid": caller.oid if caller else None,
-            "app_id": caller.app_id if caller else None,
-        }
-        level = logging.ERROR if response.status_code >= SERVER_ERROR_STATUS else logging.INFO
-        request_logger.log(
-            level,
-            "%s %s %s %.1fms",
-            request.method,
-            path,
-            response.status_code,
-            duration_ms,
-            extra=fields,
-        )
-        return response
+# RequestLogMiddleware moved to the optional entra_auth.http.request_log.
+__getattr__ = moved_names(__name__, {"RequestLogMiddleware": "entra_auth.http.request_log"})

@@ -1,39 +1,41 @@
-"""Per-request context: a request id on every response, and no tenant outliving the request.
+"""``RequestContextMiddleware``: the one middleware entra_auth needs (docs/configuration.md).
 
-The request id and the tenant context are context variables, set for the request and reset
-when it ends, also on exceptions: a worker thread never carries one request's tenant into the
-next. The request runs in the thread's own context (not a copy of it), so what Django keeps
-per context across requests, such as cache connections, is reused.
+For each request it
+
+- gives it an id (``request.request_id``, the ``X-Request-ID`` response header, log lines and
+  audit rows);
+- runs it outside any tenant context and drops the tenant authentication entered when the
+  request ends, also on exceptions, so a worker thread never carries one caller's tenant into
+  the next request (docs/tenancy.md);
+- completes a 403 that entra_auth's permissions refused: ``WWW-Authenticate: Bearer
+  error="insufficient_scope", scope="…"`` (RFC 6750 §3.1) and an ``authorization_denied``
+  audit event, whichever DRF ``EXCEPTION_HANDLER`` the project uses.
+
+The request runs in the thread's own context (not a copy of it), so what Django keeps per
+context across requests, such as cache connections, is reused.
 """
 
 from __future__ import annotations
 
-import contextvars
 import re
 import uuid
 from collections.abc import Callable
 
-from csp.constants import HEADER as CSP_HEADER
-from csp.middleware import CSPMiddleware
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
+from ._moved import moved_names
 from .conf import entra_settings
-from .context import without_tenant
+from .context import current_request_id, request_context
+
+__all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware", "current_request_id"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "entra_auth_request_id", default=None
-)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled in this context, if any."""
-    return _request_id.get()
+_FORBIDDEN = 403
 
 
 class RequestContextMiddleware:
-    """Gives each request ``request.request_id`` and a tenant context that ends with it.
+    """Gives each request an id and a tenant context that ends with it; completes 403s.
 
     The id is a trusted proxy's ``X-Request-ID`` when ``ENTRA_AUTH["TRUST_REQUEST_ID_HEADER"]``
     is on (the proxy sets or strips it) and the value is short and plain; otherwise a new
@@ -52,79 +54,46 @@ class RequestContextMiddleware:
                 request_id = incoming
         request_id = request_id or uuid.uuid4().hex
         request.request_id = request_id
-        token = _request_id.set(request_id)
-        try:
-            with without_tenant():
-                response = self.get_response(request)
-        finally:
-            _request_id.reset(token)
+        with request_context(request, request_id):
+            response = self.get_response(request)
+            if response.status_code == _FORBIDDEN:
+                _complete_authorization_denial(request, response)
         response[REQUEST_ID_HEADER] = request_id
         return response
 
 
-ERROR_DETAILS = {
-    400: "The request is invalid.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    405: "Method not allowed.",
-    413: "The request body is too large.",
-}
-SERVER_ERROR_DETAIL = "The server could not complete the request."
-_BODY_HEADERS = frozenset({"content-type", "content-length", "content-disposition"})
+def _complete_authorization_denial(request: HttpRequest, response: HttpResponse) -> None:
+    """A 403 that DRF answered for an Entra caller: name what was missing, audit it."""
+    # DRF marks the answers of its exception handling; a view returning 403 itself is its own.
+    if not getattr(response, "exception", False):
+        return
+    from .logging import request_principal
+    from .permissions import denial
+    from .signals import authorization_denied
+
+    if request_principal(request) is None:
+        return
+    reason, missing = denial(request)
+    if missing and "WWW-Authenticate" not in response:
+        from .exceptions import insufficient_scope_challenge
+
+        response["WWW-Authenticate"] = insufficient_scope_challenge(missing)
+    match = getattr(request, "resolver_match", None)
+    view_class = getattr(getattr(match, "func", None), "cls", None)
+    authorization_denied.send_robust(
+        sender=view_class or RequestContextMiddleware,
+        request=request,
+        reason=reason,
+        missing=missing,
+    )
 
 
-class JsonErrorMiddleware:
-    """API routes answer errors in JSON, never Django's HTML pages, whatever ``DEBUG`` says.
-
-    Django renders 404s for unknown URLs and 500s from outside DRF views as HTML (with URL
-    patterns and tracebacks when ``DEBUG`` is on). Under ``ENTRA_AUTH["API_PATH_PREFIXES"]``
-    such answers are replaced by ``{"detail": ..., "request_id": ...}``. Place it after
-    ``SecurityMiddleware`` and ``ContentSecurityPolicyMiddleware``, so that they add their
-    headers to its answers.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        if response.status_code < 400 or not self._is_api(request.path):
-            return response
-        if response.get("Content-Type", "").startswith("application/json"):
-            return response
-        detail = ERROR_DETAILS.get(response.status_code, SERVER_ERROR_DETAIL)
-        if response.status_code < 500 and response.status_code not in ERROR_DETAILS:
-            detail = "The request could not be completed."
-        replacement = JsonResponse(
-            {"detail": detail, "request_id": current_request_id()}, status=response.status_code
-        )
-        # Keep what inner layers said (Allow, Retry-After, security headers), not the body's.
-        for header, value in response.items():
-            if header.lower() not in _BODY_HEADERS:
-                replacement[header] = value
-        return replacement
-
-    @staticmethod
-    def _is_api(path: str) -> bool:
-        return is_api_path(path)
-
-
-def is_api_path(path: str) -> bool:
-    """Whether ``path`` is under ``ENTRA_AUTH["API_PATH_PREFIXES"]``."""
-    return path.startswith(tuple(entra_settings.API_PATH_PREFIXES))
-
-
-STRICT_API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-
-
-class ContentSecurityPolicyMiddleware(CSPMiddleware):
-    """django-csp, with the strictest policy on API routes (JSON needs nothing loaded).
-
-    Other routes (the admin) get the project's ``CONTENT_SECURITY_POLICY``. API answers get
-    the strict policy even for the 404/500 pages django-csp leaves bare when ``DEBUG`` is on.
-    """
-
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if is_api_path(request.path) and CSP_HEADER not in response:
-            response[CSP_HEADER] = STRICT_API_POLICY
-        return super().process_response(request, response)
+# Names that moved to the optional modules of ``entra_auth.http``; the old paths keep working.
+__getattr__ = moved_names(
+    __name__,
+    {
+        "JsonErrorMiddleware": "entra_auth.http.errors",
+        "ContentSecurityPolicyMiddleware": "entra_auth.http.csp",
+        "is_api_path": "entra_auth.http.errors",
+    },
+)

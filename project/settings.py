@@ -81,10 +81,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "entra_auth.middleware.RequestContextMiddleware",
-    "entra_auth.logging.RequestLogMiddleware",
+    "entra_auth.http.request_log.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "entra_auth.middleware.ContentSecurityPolicyMiddleware",
-    "entra_auth.middleware.JsonErrorMiddleware",
+    "entra_auth.http.csp.ContentSecurityPolicyMiddleware",
+    "entra_auth.http.errors.JsonErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -167,7 +167,7 @@ SESSION_COOKIE_SAMESITE = "Strict"
 CSRF_COOKIE_SAMESITE = "Strict"
 
 # django-csp: this policy lets the admin work; API routes get "default-src 'none';
-# frame-ancestors 'none'" from entra_auth.middleware.ContentSecurityPolicyMiddleware.
+# frame-ancestors 'none'" from entra_auth.http.csp.ContentSecurityPolicyMiddleware.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -187,7 +187,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["entra_auth.authentication.EntraJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["entra_auth.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["entra_auth.http.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "entra_auth.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["entra_auth.throttling.CallerRateThrottle"],
     "UNAUTHENTICATED_USER": None,
