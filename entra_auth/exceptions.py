@@ -16,18 +16,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from .conf import entra_settings
-from .logging import request_principal
-from .middleware import current_request_id
-from .permissions import denial
-from .signals import authorization_denied, rate_limited
+from .context import current_request_id
 
 logger = logging.getLogger("entra_auth.errors")
 
 INTERNAL_ERROR_DETAIL = "The server could not complete the request."
-# Reasons of the rate_limited signal: an authenticated caller, or a client IP refused before
-# authentication for its failed attempts.
-CALLER_RATE_LIMIT = "caller_rate_limit"
-AUTH_FAILURE_RATE_LIMIT = "auth_failure_rate_limit"
 
 
 def _quote(value: str) -> str:
@@ -66,7 +59,11 @@ class InvalidBearerToken(exceptions.AuthenticationFailed):
 
 
 class AuthenticationUnavailable(exceptions.APIException):
-    """No signing keys can be had: the fault is ours, so 503 with ``Retry-After``, never 401."""
+    """No signing keys can be had: the fault is ours, so 503 with ``Retry-After``, never 401.
+
+    ``wait`` is what DRF's own exception handler turns into ``Retry-After``, so the header is
+    sent whichever ``EXCEPTION_HANDLER`` a project uses.
+    """
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Authentication is temporarily unavailable. Retry later."
@@ -75,6 +72,7 @@ class AuthenticationUnavailable(exceptions.APIException):
     def __init__(self, retry_after_s: int | None = None) -> None:
         super().__init__()
         self.retry_after_s = retry_after_s or int(entra_settings.KEYS_RETRY_AFTER)
+        self.wait = self.retry_after_s
 
 
 def _error_body(data: Any) -> dict[str, Any]:
@@ -87,24 +85,18 @@ def _error_body(data: Any) -> dict[str, Any]:
     return {"detail": str(data)}
 
 
-def _describe_missing_requirements(missing: tuple[str, ...], response: Response) -> None:
+def insufficient_scope_challenge(missing: tuple[str, ...]) -> str:
     """RFC 6750 §3.1 ``insufficient_scope``, naming the scopes or roles that would grant access."""
-    if not missing:
-        return
-    required = " ".join(missing)
-    response["WWW-Authenticate"] = www_authenticate(
-        entra_settings.REALM, "insufficient_scope", scope=required
-    )
-    if response.data.get("detail") == str(exceptions.PermissionDenied.default_detail):
-        response.data["detail"] = (
-            "The token lacks the scope or app role this action requires: one of "
-            + ", ".join(missing)
-            + "."
-        )
+    return www_authenticate(entra_settings.REALM, "insufficient_scope", scope=" ".join(missing))
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """DRF ``EXCEPTION_HANDLER``: JSON for every error, the request id in the body."""
+    """DRF ``EXCEPTION_HANDLER`` (optional): JSON for every error, the request id in the body.
+
+    Without it DRF's own handler answers, with the same statuses and headers; this one adds
+    ``request_id`` to every error body and answers unexpected exceptions with a JSON 500 that
+    says nothing of their cause (docs/errors.md).
+    """
     # Imported here: DRF imports authentication classes while ``rest_framework.views`` loads.
     from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -122,21 +114,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     else:
         response.data = _error_body(response.data)
-    if isinstance(exc, AuthenticationUnavailable):
-        response["Retry-After"] = str(exc.retry_after_s)
-    request, view = context.get("request"), context.get("view")
-    if isinstance(exc, exceptions.PermissionDenied) and request is not None and view is not None:
-        reason, missing = denial(request, view)
-        _describe_missing_requirements(missing, response)
-        authorization_denied.send_robust(
-            sender=type(view), request=request, reason=reason, missing=missing
-        )
-    if isinstance(exc, exceptions.Throttled) and request is not None:
-        caller = request_principal(getattr(request, "_request", request))
-        rate_limited.send_robust(
-            sender=type(view),
-            request=request,
-            reason=CALLER_RATE_LIMIT if caller else AUTH_FAILURE_RATE_LIMIT,
-        )
     response.data["request_id"] = current_request_id()
     return response

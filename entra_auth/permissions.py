@@ -1,4 +1,4 @@
-"""Authorization for Entra callers: scopes, app roles, caller kinds and tenants (SPEC 8).
+"""Authorization for Entra callers: scopes, app roles, caller kinds and tenants.
 
 Requirements are given inline and compose with DRF's ``&``, ``|`` and ``~``::
 
@@ -12,8 +12,10 @@ an action it does not name is refused with an error, never silently allowed::
         create=HasScope("Payments.Write") | HasAppRole("Payments.ReadWrite.All"),
     )]
 
-A denial records what was missing; the exception handler answers 403 with
-``WWW-Authenticate: Bearer error="insufficient_scope", scope="<required>"`` (RFC 6750 §3.1).
+A refusing requirement says what was missing: the 403's ``detail`` names it, and
+``RequestContextMiddleware`` adds ``WWW-Authenticate: Bearer error="insufficient_scope",
+scope="<required>"`` (RFC 6750 §3.1) and records the denial in the audit log
+(docs/permissions.md).
 """
 
 from __future__ import annotations
@@ -47,60 +49,149 @@ MISSING_SCOPE_OR_ROLE = "missing_scope_or_role"
 PERMISSION_DENIED = "permission_denied"
 
 
-def denial(request: Request, view: Any) -> tuple[str, tuple[str, ...]]:
-    """Why the request was refused, and the scopes/roles that would have granted it.
+# The requirements a refused request lacked, as (reason, name) pairs, kept on the Django request
+# while its permissions are evaluated. A requirement that refuses adds its names; a composite
+# that grants (or a negation, whatever it answers) takes back what its operands added, so what
+# remains when DRF refuses the request is exactly what would have granted it.
+_MISSING_ATTRIBUTE = "_entra_auth_missing"
 
-    The names come from the first denying permission's structure: ``A | B`` names both sides
-    when both deny, ``A & B`` the side that denies, ``~A`` nothing. The reason is
+
+def _missing(request: Any) -> list[tuple[str, str]]:
+    django_request = getattr(request, "_request", request)
+    missing = vars(django_request).get(_MISSING_ATTRIBUTE)
+    if missing is None:
+        missing = []
+        setattr(django_request, _MISSING_ATTRIBUTE, missing)
+    return missing
+
+
+def _rewind(request: Any, mark: int) -> None:
+    del _missing(request)[mark:]
+
+
+def _refused(permission: Any, request: Any, mark: int) -> bool:
+    """Let ``permission`` say what it lacked (DRF puts ``message`` in the 403's ``detail``)."""
+    names = tuple(dict.fromkeys(name for _reason, name in _missing(request)[mark:]))
+    if names:
+        permission.message = (
+            "The token lacks the scope or app role this action requires: one of "
+            + ", ".join(names)
+            + "."
+        )
+    return False
+
+
+def denial(request: Any) -> tuple[str, tuple[str, ...]]:
+    """Why permissions refused ``request``, and the scopes/roles that would have granted it.
+
+    The names are those the refusing requirements declared: ``A | B`` names both sides when
+    both refuse, ``A & B`` the side that refused, ``~A`` nothing. The reason is
     ``missing_scope``, ``missing_role``, ``missing_scope_or_role`` (a rule that a scope or a
-    role would satisfy), or ``permission_denied`` when none would help.
+    role would satisfy), or ``permission_denied`` when no name would help.
     """
-    missing: tuple[tuple[str, str], ...] = ()
-    for permission in view.get_permissions():
-        denied = _would_grant(permission, request, view)
-        if denied is not None:
-            missing = denied
-            break
-    kinds = {kind for kind, _name in missing}
-    if len(kinds) == 1:
-        reason = kinds.pop()
+    missing = _missing(request)
+    reasons = {reason for reason, _name in missing}
+    if len(reasons) == 1:
+        reason = reasons.pop()
     else:
-        reason = MISSING_SCOPE_OR_ROLE if kinds else PERMISSION_DENIED
-    return reason, tuple(dict.fromkeys(name for _kind, name in missing))
+        reason = MISSING_SCOPE_OR_ROLE if reasons else PERMISSION_DENIED
+    return reason, tuple(dict.fromkeys(name for _reason, name in missing))
 
 
-def report_tenant_denial(request: Request, *, sender: Any, object_id: Any = None) -> None:
+def report_tenant_denial(request: Any, *, sender: Any, object_id: Any = None) -> None:
     """Send ``entra_auth.signals.tenant_denied``: the caller asked for another tenant's object.
 
-    ``SameTenant`` does so itself; a view whose tenant-scoped queryset already answered 404
-    calls it when ``entra_auth.tenancy.exists_in_other_tenant`` says so. The caller still gets
-    a plain 404: the object's existence is never revealed.
+    ``SameTenant`` and the tenant-scoped manager's ``get()`` do so themselves; call it from
+    code that finds out some other way. The caller still gets a plain 404: the object's
+    existence is never revealed (docs/tenancy.md).
     """
     tenant_denied.send_robust(sender=sender, request=request, object_id=object_id)
 
 
-def _would_grant(
-    permission: Any, request: Request, view: Any
-) -> tuple[tuple[str, str], ...] | None:
-    """None when ``permission`` grants; otherwise the (kind, name) pairs that would grant it."""
-    if isinstance(permission, _PerAction):
-        return _would_grant(permission._rule(request, view), request, view)
-    if isinstance(permission, OR):
-        first = _would_grant(permission.op1, request, view)
-        if first is None:
-            return None
-        second = _would_grant(permission.op2, request, view)
-        return None if second is None else first + second
-    if isinstance(permission, AND):
-        first = _would_grant(permission.op1, request, view)
-        return first if first is not None else _would_grant(permission.op2, request, view)
-    if isinstance(permission, NOT):
-        return () if _would_grant(permission.op1, request, view) is None else None
-    if permission.has_permission(request, view):
-        return None
-    if isinstance(permission, _Requirement):
-        return tuple((permission.denial_reason, name) for name in permission._order)
-    return ()
+class _AllOf(AND):
+    """DRF's ``&``, saying what the refusing side lacked."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        mark = len(_missing(request))
+        if super().has_permission(request, view):
+            return True
+        return _refused(self, request, mark)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        mark = len(_missing(request))
+        try:
+            return super().has_object_permission(request, view, obj)
+        finally:
+            _rewind(request, mark)
+
+
+class _AnyOf(OR):
+    """DRF's ``|``: when one side grants, what the other lacked no longer matters."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        mark = len(_missing(request))
+        if super().has_permission(request, view):
+            _rewind(request, mark)
+            return True
+        return _refused(self, request, mark)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        # DRF re-runs has_permission here; the request's needs were named at the view level.
+        mark = len(_missing(request))
+        try:
+            return super().has_object_permission(request, view, obj)
+        finally:
+            _rewind(request, mark)
+
+
+class _NoneOf(NOT):
+    """DRF's ``~``: a negation never names what would grant it."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        mark = len(_missing(request))
+        try:
+            return super().has_permission(request, view)
+        finally:
+            _rewind(request, mark)
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        mark = len(_missing(request))
+        try:
+            return super().has_object_permission(request, view, obj)
+        finally:
+            _rewind(request, mark)
+
+
+class _EntraOperations:
+    """``&``, ``|`` and ``~`` building the composites above; a negation admits Entra callers
+    only (``~Rule`` means "an Entra caller, and not Rule"), never anonymous users.
+
+    Python tries a right operand's reflected operator first when its type subclasses the left
+    operand's, so ``IsAuthenticated & HasScope("A")`` builds these composites too.
+    """
+
+    def __and__(self, other: Any) -> Any:
+        return _EntraOperandHolder(_AllOf, self, other)
+
+    def __or__(self, other: Any) -> Any:
+        return _EntraOperandHolder(_AnyOf, self, other)
+
+    def __rand__(self, other: Any) -> Any:
+        return _EntraOperandHolder(_AllOf, other, self)
+
+    def __ror__(self, other: Any) -> Any:
+        return _EntraOperandHolder(_AnyOf, other, self)
+
+    def __invert__(self) -> Any:
+        return _EntraOperandHolder(_AllOf, IsEntraCaller, _EntraSingleOperandHolder(_NoneOf, self))
+
+
+class _EntraOperandHolder(_EntraOperations, OperandHolder):
+    pass
+
+
+class _EntraSingleOperandHolder(_EntraOperations, SingleOperandHolder):
+    pass
 
 
 def _entra_caller(request: Request) -> Any | None:
@@ -113,18 +204,15 @@ def _entra_caller(request: Request) -> Any | None:
     return user
 
 
-class IsEntraCaller(BasePermission):
+class _EntraRuleMeta(_EntraOperations, BasePermissionMetaclass):
+    """Composition of entra_auth's permission classes (see ``_EntraOperations``)."""
+
+
+class IsEntraCaller(BasePermission, metaclass=_EntraRuleMeta):
     """The caller is authenticated by an Entra access token."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return _entra_caller(request) is not None
-
-
-class _EntraRuleMeta(BasePermissionMetaclass):
-    """``~Rule`` means "an Entra caller, and not Rule": a negation never admits anonymous users."""
-
-    def __invert__(cls) -> Any:
-        return OperandHolder(AND, IsEntraCaller, SingleOperandHolder(NOT, cls))
 
 
 class _RequirementMeta(_EntraRuleMeta):
@@ -193,7 +281,12 @@ class _Requirement(BasePermission, metaclass=_RequirementMeta):
                 f"{type(self).__name__}('Payments.Read')."
             )
         caller = _entra_caller(request)
-        return caller is not None and self._granted(request, caller)
+        if caller is not None and self._granted(request, caller):
+            return True
+        missing = _missing(request)
+        mark = len(missing)
+        missing.extend((self.denial_reason, name) for name in self._order)
+        return _refused(self, request, mark)
 
 
 class HasScope(_Requirement):
@@ -234,7 +327,7 @@ class IsDelegated(BasePermission, metaclass=_EntraRuleMeta):
 
 
 class SameTenant(BasePermission, metaclass=_EntraRuleMeta):
-    """Object level: the object's ``tenant_id`` is the caller's ``tid``, else 404 (SPEC 7).
+    """Object level: the object's ``tenant_id`` is the caller's ``tid``, else 404.
 
     Another tenant's object is answered as missing, so its existence is not revealed. Views
     that read through the tenant-scoped manager never get that far; this is the second,
@@ -260,7 +353,7 @@ class _DenyAll(BasePermission):
         return False
 
 
-class _PerAction(BasePermission):
+class _PerAction(BasePermission, metaclass=_EntraRuleMeta):
     """Chooses the rule for the view's action; an action with no rule is refused."""
 
     rules: dict[str, Any] = {}
@@ -290,12 +383,19 @@ class _PerAction(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if _entra_caller(request) is None:
             return False
-        return self._rule(request, view).has_permission(request, view)
+        mark = len(_missing(request))
+        if self._rule(request, view).has_permission(request, view):
+            return True
+        return _refused(self, request, mark)
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         if _entra_caller(request) is None:
             return False
-        return self._rule(request, view).has_object_permission(request, view, obj)
+        mark = len(_missing(request))
+        try:
+            return self._rule(request, view).has_object_permission(request, view, obj)
+        finally:
+            _rewind(request, mark)
 
 
 def per_action(**rules: Any) -> type[BasePermission]:

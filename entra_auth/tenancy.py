@@ -1,4 +1,4 @@
-"""Tenant isolation in the ORM (SPEC 9): the tenant context and tenant-owned models.
+"""Tenant isolation in the ORM: the tenant context and tenant-owned models (docs/tenancy.md).
 
 Authentication activates the caller's tenant (``tid``) in a ``contextvars`` variable
 (``entra_auth.context``, re-exported here), so threads and asyncio tasks never see each
@@ -34,10 +34,10 @@ from django.db import models, router
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
-from . import tenancy_checks  # noqa: F401  (registers entra_auth.E020)
 from .context import (
     activate_tenant,
     canonical_tenant_id,
+    current_request,
     current_tenant,
     deactivate_tenant,
     tenant_context,
@@ -74,7 +74,7 @@ class TenantMismatch(Exception):
 def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
     """Whether ``pk`` names a row of ``model`` owned by a tenant other than the current one.
 
-    For the audit log only (a tenant denial, SPEC 12), never to answer the caller, who gets the
+    For the audit log only (a tenant denial), never to answer the caller, who gets the
     same 404 either way. The scoped manager, and on PostgreSQL row-level security, hide other
     tenants' rows, so this one existence query runs unscoped: on ``all_tenants`` with the
     tenant context cleared, which switches the database policy to all tenants for it alone.
@@ -96,6 +96,11 @@ def _require_tenant(action: str) -> str:
             "or use the all_tenants manager deliberately."
         )
     return tenant
+
+
+def _is_tenant_filter(node: Any) -> bool:
+    """Whether a WHERE node is the scoped manager's ``tenant_id = <current tenant>``."""
+    return isinstance(getattr(node, "rhs", None), _CurrentTenant)
 
 
 class _CurrentTenant(models.Expression):
@@ -174,11 +179,50 @@ def _verify_references(
 class TenantQuerySet(models.QuerySet):
     """Queryset of tenant-owned rows whose writes stay inside the current tenant.
 
-    The read filter comes from ``TenantScopedManager``; this class guards the write paths.
+    The read filter comes from ``TenantScopedManager``; this class guards the write paths,
+    and tells the audit log when a lookup inside a request names another tenant's row.
     """
 
     def _write_db(self) -> str:
         return self._db or router.db_for_write(self.model)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        """``QuerySet.get()``; a miss inside a request that another tenant's row would have
+        matched is recorded as a tenant denial (the caller's 404 stays the same)."""
+        try:
+            return super().get(*args, **kwargs)
+        except self.model.DoesNotExist:
+            self._report_other_tenants_match(args, kwargs)
+            raise
+
+    def _report_other_tenants_match(self, args: Any, kwargs: dict[str, Any]) -> None:
+        request = current_request()
+        tenant = current_tenant()
+        if request is None or tenant is None or not self._is_tenant_scoped():
+            return
+        unscoped = self.model.all_tenants.using(self.db).all()
+        unscoped.query = self.query.chain()
+        unscoped.query.where.children = [
+            child for child in unscoped.query.where.children if not _is_tenant_filter(child)
+        ]
+        try:
+            # The one deliberate cross-tenant query of a request: does the row exist at all?
+            with without_tenant():
+                match = (
+                    unscoped.filter(*args, **kwargs)
+                    .exclude(**{TENANT_FIELD: tenant})
+                    .values_list("pk", flat=True)
+                    .first()
+                )
+        except (ValidationError, ValueError, TypeError):
+            return  # a lookup value no row could match: nothing to report
+        if match is not None:
+            from .permissions import report_tenant_denial
+
+            report_tenant_denial(request, sender=self.model, object_id=match)
+
+    def _is_tenant_scoped(self) -> bool:
+        return any(_is_tenant_filter(child) for child in self.query.where.children)
 
     def create(self, **kwargs: Any) -> Any:
         _require_tenant(f"{self.model.__name__}.objects.create()")
@@ -273,7 +317,7 @@ class TenantScopedManager(models.Manager.from_queryset(TenantQuerySet)):
 
 
 class TenantOwnedModel(models.Model):
-    """Abstract base for rows owned by one Entra tenant (SPEC 9).
+    """Abstract base for rows owned by one Entra tenant.
 
     ``objects`` is scoped to the current tenant and fails closed; ``all_tenants`` is not.
     """

@@ -1,4 +1,4 @@
-"""Rate limits, counted in the shared cache (SPEC 3, 7).
+"""Rate limits, counted in the shared cache (docs/rate-limits.md).
 
 - ``CallerRateThrottle`` (a DRF throttle): requests per authenticated caller, keyed by
   tenant and user (``oid``) or tenant and application for app-only callers. Every request
@@ -10,10 +10,11 @@
   over the limit, answers 429 before validating any token it has not already validated (a
   caller with a cached valid token is not locked out by its neighbours).
 
-Both answer 429 with ``Retry-After``. When the cache is down, the limits let requests
-through (``RATE_LIMIT_FAIL_OPEN``, the default) and log a warning: authentication and
-authorization still apply, a caller a process has itself counted past the limit is still
-refused, and a cache outage does not become an API outage.
+Both answer 429 with ``Retry-After`` and send ``entra_auth.signals.rate_limited`` (audited).
+When the cache is down, the limits let requests through (``RATE_LIMIT_FAIL_OPEN``, the
+default) and log a warning: authentication and authorization still apply, a caller a process
+has itself counted past the limit is still refused, and a cache outage does not become an API
+outage.
 """
 
 from __future__ import annotations
@@ -25,20 +26,23 @@ import math
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import caches
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django_ratelimit.core import get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
 from .client_address import client_ip
 from .conf import entra_settings
+from .process_caches import register_process_cache
 from .rate_counter import BatchedRateCounter, Rate
+from .signals import rate_limited
 
 logger = logging.getLogger("entra_auth.throttling")
 
+# Reasons of the rate_limited signal (and of the audit log): an authenticated caller over its
+# limit, or a client IP refused before authentication for its failed attempts.
+CALLER_RATE_LIMIT = "caller_rate_limit"
+AUTH_FAILURE_RATE_LIMIT = "auth_failure_rate_limit"
 CALLER_GROUP = "entra_auth.caller"
 AUTH_FAILURE_GROUP = "entra_auth.auth_failure"
 # Wait announced when the cache cannot tell (fail-closed mode only).
@@ -77,8 +81,10 @@ def caller_key(user: Any) -> str | None:
 
 
 def rate_limit_cache_alias() -> str:
-    """The cache holding rate-limit counts: django-ratelimit's ``RATELIMIT_USE_CACHE``."""
-    return getattr(settings, "RATELIMIT_USE_CACHE", "default")
+    """The cache holding per-caller counts: ``ENTRA_AUTH["CACHE_ALIAS"]``, like every other
+    shared count of entra_auth. django-ratelimit counts failed authentications in its own
+    ``RATELIMIT_USE_CACHE``; check ``entra_auth.E025`` insists the two are the same."""
+    return entra_settings.CACHE_ALIAS
 
 
 @functools.lru_cache(maxsize=16)
@@ -112,7 +118,9 @@ class CallerRateThrottle(BaseThrottle):
             self._wait = UNKNOWN_WAIT_S
         else:
             self._wait = None
-        return self._wait is None
+            return True
+        rate_limited.send_robust(sender=type(self), request=request, reason=CALLER_RATE_LIMIT)
+        return False
 
     def wait(self) -> float | None:
         return self._wait
@@ -142,6 +150,9 @@ def client_bucket(request: Any) -> str:
 # worker learns of a block from its own next count (at most one more validation per window).
 _blocked_until: dict[str, float] = {}
 _MAX_BLOCKED_BUCKETS = 10_000
+# A block is the verdict of the counts in the configured cache: a new cache starts afresh.
+register_process_cache("blocked_clients", _blocked_until.clear, ("ENTRA_AUTH", "CACHES"))
+register_process_cache("caller_rate_windows", _caller_counter.reset)
 
 
 def refuse_if_failing_too_often(request: Any) -> None:
@@ -156,6 +167,9 @@ def refuse_if_failing_too_often(request: Any) -> None:
     if remaining <= 0:
         _blocked_until.pop(bucket, None)
         return
+    rate_limited.send_robust(
+        sender=CallerRateThrottle, request=request, reason=AUTH_FAILURE_RATE_LIMIT
+    )
     raise Throttled(
         wait=math.ceil(remaining), detail="Too many failed authentications from this address."
     )
@@ -172,11 +186,3 @@ def count_failed_authentication(request: Any) -> None:
         if len(_blocked_until) >= _MAX_BLOCKED_BUCKETS:
             _blocked_until.clear()
         _blocked_until[bucket] = time.monotonic() + wait
-
-
-@receiver(setting_changed)
-def _forget_counts_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("ENTRA_AUTH", "CACHES"):
-        _blocked_until.clear()
-    if setting in ("ENTRA_AUTH", "RATELIMIT_USE_CACHE"):
-        _caller_counter.reset()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from rest_framework import mixins, status, viewsets
@@ -18,15 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entra_auth import audit
-from entra_auth.permissions import (
-    HasAppRole,
-    HasScope,
-    IsAppOnly,
-    SameTenant,
-    per_action,
-    report_tenant_denial,
-)
-from entra_auth.tenancy import exists_in_other_tenant
+from entra_auth.permissions import HasAppRole, HasScope, IsAppOnly, SameTenant, per_action
 
 from .currencies import quantum
 from .idempotency import idempotent
@@ -139,17 +130,6 @@ class PaymentViewSet(
         if errors:
             raise ValidationError(errors)
         return payments
-
-    def get_object(self) -> Payment:
-        try:
-            return super().get_object()
-        except Http404:
-            # The scoped queryset cannot tell another tenant's payment from a missing one; the
-            # audit log should (a tenant denial). The caller gets the same 404 either way.
-            payment_id = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-            if exists_in_other_tenant(Payment, payment_id):
-                report_tenant_denial(self.request, sender=type(self), object_id=payment_id)
-            raise
 
     def create(self, request: Request) -> Response:
         serializer = PaymentCreateSerializer(data=request.data)
