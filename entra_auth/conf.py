@@ -2,11 +2,16 @@
 
 Modelled on DRF's ``api_settings``: attribute access, values read when first used and
 re-read whenever Django's ``setting_changed`` signal fires (``override_settings`` in tests).
-Environment variables are read by the project's settings module, never here.
+Environment variables are read by the project's settings module, never here. Every key, its
+type and default: docs/configuration.md; ``manage.py check`` refuses unknown keys and values
+of the wrong type (``entra_auth.checks``).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -61,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
     # Request handling.
     "TOKEN_CACHE_MAX_ENTRIES": TOKEN_CACHE_MAX_ENTRIES,
     "MAX_AUTHORIZATION_HEADER_BYTES": MAX_AUTHORIZATION_HEADER_BYTES,
-    # entra_auth.parsers.BoundedJSONParser refuses larger bodies with 413.
+    # entra_auth.http.parsers.BoundedJSONParser refuses larger bodies with 413.
     "MAX_REQUEST_BODY_BYTES": MAX_REQUEST_BODY_BYTES,
     "REALM": "api",
     # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).
@@ -85,6 +90,100 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_texts(value: Any) -> bool:
+    # A bare string is a sequence too, and would be read one character at a time.
+    return isinstance(value, (list, tuple, set, frozenset)) and all(
+        isinstance(item, str) for item in value
+    )
+
+
+def _is_optional_texts(value: Any) -> bool:
+    return value is None or _is_texts(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
+def _is_positive_seconds(value: Any) -> bool:
+    return _is_seconds(value) and value > 0
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_optional_path(value: Any) -> bool:
+    return value is None or isinstance(value, (str, os.PathLike))
+
+
+# What each key accepts: a description for the check's message, and the test it must pass.
+SETTING_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "INSTANCE": ("a URL string", _is_text),
+    "TENANT_ID": ("a string or None", _is_optional_text),
+    "CLIENT_ID": ("a string or None", _is_optional_text),
+    "AUDIENCES": ("a list of strings or None", _is_optional_texts),
+    "ALLOWED_TENANTS": ("a list of strings", _is_texts),
+    "ACCEPTED_TOKEN_VERSIONS": ("a list of strings", _is_texts),
+    # Its range is check entra_auth.E010's.
+    "CLOCK_SKEW": ("a number of seconds", _is_number),
+    "ALLOWED_CLIENT_APPS": ("a list of strings or None", _is_optional_texts),
+    "ALLOW_GUESTS": ("True or False", _is_flag),
+    "APP_SPECIFIC_KEYS": ("True or False", _is_flag),
+    "DEV_ISSUER": ("True or False", _is_flag),
+    "DEV_ISSUER_WITHOUT_DEBUG": ("True or False", _is_flag),
+    "DEV_ISSUER_KEY_FILE": ("a file path or None", _is_optional_path),
+    "CACHE_ALIAS": ("the name of a cache in CACHES", _is_text),
+    "KEY_CACHE_TTL": ("a number of seconds", _is_seconds),
+    "KEY_REFRESH_MIN_INTERVAL": ("a number of seconds", _is_seconds),
+    "KEY_MAX_STALE": ("a number of seconds", _is_seconds),
+    "KEYS_RETRY_AFTER": ("a number of seconds", _is_seconds),
+    "HTTP_CONNECT_TIMEOUT": ("a number of seconds above 0", _is_positive_seconds),
+    "HTTP_READ_TIMEOUT": ("a number of seconds above 0", _is_positive_seconds),
+    "HTTP_MAX_RESPONSE_BYTES": ("a whole number of bytes", _is_count),
+    "TOKEN_CACHE_MAX_ENTRIES": ("a whole number", _is_count),
+    "MAX_AUTHORIZATION_HEADER_BYTES": ("a whole number of bytes", _is_count),
+    "MAX_REQUEST_BODY_BYTES": ("a whole number of bytes", _is_count),
+    "REALM": ("a string", _is_text),
+    "TRUST_REQUEST_ID_HEADER": ("True or False", _is_flag),
+    "TRUSTED_PROXIES": ("a list of strings", _is_texts),
+    "API_RATE_LIMIT": ("a rate string such as '300/m', or None", _is_optional_text),
+    "AUTH_FAILURE_RATE_LIMIT": ("a rate string such as '30/m', or None", _is_optional_text),
+    "API_RATE_LIMIT_BATCH": ("a whole number", _is_count),
+    "RATE_LIMIT_FAIL_OPEN": ("True or False", _is_flag),
+    "API_PATH_PREFIXES": ("a list of strings", _is_texts),
+    "AUDIT_COALESCE_WINDOW": ("a number of seconds", _is_seconds),
+}
+
+DEV_KEY_FILE_NAME = "dev-key.pem"
+
+
+def default_dev_key_file() -> Path:
+    """The development key's default home: the user's cache directory, outside any project.
+
+    ``$XDG_CACHE_HOME/entra_auth/dev-key.pem``, else ``~/.cache/entra_auth/dev-key.pem``: it
+    works the same in every project and can never be committed with one.
+    """
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "entra_auth" / DEV_KEY_FILE_NAME
+
+
 class EntraAuthSettings:
     """Attribute access to ``settings.ENTRA_AUTH`` with defaults; unknown names raise."""
 
@@ -94,7 +193,9 @@ class EntraAuthSettings:
 
     @property
     def user_settings(self) -> dict[str, Any]:
-        return getattr(settings, SETTINGS_NAME, None) or {}
+        configured = getattr(settings, SETTINGS_NAME, None)
+        # Anything but a dict is reported by check entra_auth.E023; the defaults apply meanwhile.
+        return configured if isinstance(configured, dict) else {}
 
     @property
     def generation(self) -> int:
@@ -130,7 +231,7 @@ class EntraAuthSettings:
 
     @property
     def dev_issuer_trusted(self) -> bool:
-        """SPEC 10: the development issuer is trusted only with DEBUG on or an explicit override."""
+        """The development issuer is trusted only with DEBUG on or an explicit override."""
         return bool(self.DEV_ISSUER) and (
             bool(settings.DEBUG) or bool(self.DEV_ISSUER_WITHOUT_DEBUG)
         )

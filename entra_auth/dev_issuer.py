@@ -1,9 +1,10 @@
-"""The development token issuer (SPEC 10): a local RSA key that signs Entra-shaped tokens.
+"""The development token issuer: a local RSA key that signs Entra-shaped tokens.
 
-It lets people try an API with no Entra tenant and no network. Its key lives in a git-ignored
-file created on first use; its public half is trusted only when ``ENTRA_AUTH["DEV_ISSUER"]``
-is on and ``DEBUG`` is on (or ``DEV_ISSUER_WITHOUT_DEBUG`` is set explicitly), and a system
-check reports an error when it would be trusted with ``DEBUG`` off.
+It lets people try an API with no Entra tenant and no network (docs/development-issuer.md).
+Its key lives in a file created on first use, by default in the user's cache directory. Its
+public half is trusted only when ``ENTRA_AUTH["DEV_ISSUER"]`` is on and ``DEBUG`` is on (or
+``DEV_ISSUER_WITHOUT_DEBUG`` is set explicitly), and a system check reports an error when it
+would be trusted with ``DEBUG`` off.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from django.conf import settings
 
-from .conf import entra_settings
+from .conf import default_dev_key_file, entra_settings
 from .keys import KeySet
 from .tokens import SigningKey, TrustedIssuer
 
@@ -32,7 +32,6 @@ DEV_ISSUER = "https://entra-dev.localhost/{tenantid}/v2.0"
 DEV_JWKS_URI = "entra-dev:local-key"
 DEV_CLIENT_ID = "00000000-0000-4000-8000-00000000d0e5"
 DEV_CLIENT_APP_ID = "00000000-0000-4000-8000-00000000c11e"
-DEFAULT_KEY_FILE_NAME = ".entra_dev_key.pem"
 DEV_KEY_BITS = 2048
 DEFAULT_LIFETIME_S = 60 * 60
 MAX_LIFETIME_S = 24 * 60 * 60
@@ -41,16 +40,19 @@ _DURATION_UNITS_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def key_file_path() -> Path:
+    """``ENTRA_AUTH["DEV_ISSUER_KEY_FILE"]``, else the user's cache directory (``conf``)."""
     configured = entra_settings.DEV_ISSUER_KEY_FILE
     if configured:
         return Path(configured)
-    return Path(getattr(settings, "BASE_DIR", Path.cwd())) / DEFAULT_KEY_FILE_NAME
+    return default_dev_key_file()
 
 
 def load_or_create_private_key(path: Path | None = None) -> rsa.RSAPrivateKey:
     """Read the development key, creating it (mode 0600, never overwritten) if absent."""
     path = path or key_file_path()
     if not path.exists():
+        # Only the configured file's own folder is created, private to its owner.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=DEV_KEY_BITS)
         pem = key.private_bytes(
             serialization.Encoding.PEM,
