@@ -1,38 +1,41 @@
-"""The authenticated caller: a stateless principal built from validated claims (SPEC 6)."""
+"""The authenticated caller: a stateless principal built from validated claims.
+
+``request.user`` is an ``EntraPrincipal``: no database row, no query (docs/tokens.md).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .conf import entra_settings
+from .process_caches import register_process_cache
 from .tokens import client_app_id, is_app_only
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class EntraPrincipal:
-    """``request.user`` for an Entra access token; no database row, no query.
+    """``request.user`` for an Entra access token, built by ``from_claims``.
 
     Like simplejwt's ``TokenUser`` it quacks enough like a Django user for DRF, throttles and
     templates, but has no permissions of its own: authorization reads ``scopes``/``roles``.
-
-    Immutable: requests presenting the same cached token share one principal
-    (``principal_for``), so no request can change what another one sees.
+    Immutable, because requests presenting the same cached token share one principal
+    (``principal_for``); equal for the same caller (``tid`` and ``oid``).
     """
 
-    __slots__ = (
-        "app_id",
-        "is_app_only",
-        "name",
-        "oid",
-        "preferred_username",
-        "roles",
-        "scopes",
-        "sub",
-        "tid",
-        "token_version",
-    )
+    oid: str
+    tid: str
+    sub: str | None = field(default=None, compare=False)
+    app_id: str | None = field(default=None, compare=False)
+    scopes: frozenset[str] = field(default=frozenset(), compare=False)
+    roles: frozenset[str] = field(default=frozenset(), compare=False)
+    is_app_only: bool = field(default=False, compare=False)
+    token_version: str = field(default="2.0", compare=False)
+    name: str | None = field(default=None, compare=False)
+    preferred_username: str | None = field(default=None, compare=False)
 
     is_authenticated = True
     is_anonymous = False
@@ -40,59 +43,31 @@ class EntraPrincipal:
     is_staff = False
     is_superuser = False
 
-    oid: str
-    tid: str
-    sub: str | None
-    app_id: str | None
-    scopes: frozenset[str]
-    roles: frozenset[str]
-    is_app_only: bool
-    token_version: str
-    name: str | None
-    preferred_username: str | None
-
-    def __new__(cls, claims: Mapping[str, Any]) -> EntraPrincipal:
-        # Built in __new__, so that calling __init__ again cannot rewrite a shared principal.
-        self = super().__new__(cls)
-        init = object.__setattr__
-        init(self, "oid", claims["oid"].lower())
-        init(self, "tid", claims["tid"].lower())
-        init(self, "sub", claims.get("sub"))
-        init(self, "app_id", client_app_id(claims))
-        init(self, "scopes", frozenset((claims.get("scp") or "").split()))
-        init(self, "roles", frozenset(claims.get("roles") or ()))
-        init(self, "is_app_only", is_app_only(claims))
-        init(self, "token_version", claims["ver"])
-        init(self, "name", claims.get("name"))
-        init(self, "preferred_username", claims.get("preferred_username"))
-        return self
-
-    def __init__(self, claims: Mapping[str, Any]) -> None:
-        """The fields are set by ``__new__``: nothing to do, and nothing to redo, here."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"EntraPrincipal is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"EntraPrincipal is immutable: cannot delete {name!r}")
-
-    def __copy__(self) -> EntraPrincipal:
-        return self  # immutable: a copy would be the same
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> EntraPrincipal:
-        return self
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickles by its fields (``__setattr__`` refuses the default slot-by-slot restore)."""
-        fields = tuple(getattr(self, name) for name in EntraPrincipal.__slots__)
-        return (_restore_principal, (type(self), fields))
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> EntraPrincipal:
+        """The principal of validated claims: ``scp`` becomes ``scopes``, ``roles`` ``roles``,
+        ``azp``/``appid`` ``app_id``; app-only when there is no ``scp`` or ``idtyp`` is app."""
+        return cls(
+            oid=claims["oid"].lower(),
+            tid=claims["tid"].lower(),
+            sub=claims.get("sub"),
+            app_id=client_app_id(claims),
+            scopes=frozenset((claims.get("scp") or "").split()),
+            roles=frozenset(claims.get("roles") or ()),
+            is_app_only=is_app_only(claims),
+            token_version=claims["ver"],
+            name=claims.get("name"),
+            preferred_username=claims.get("preferred_username"),
+        )
 
     @property
     def pk(self) -> str:
         """Stable per caller across tenants: ``<tid>:<oid>``."""
         return f"{self.tid}:{self.oid}"
 
-    id = pk
+    @property
+    def id(self) -> str:
+        return self.pk
 
     @property
     def display_name(self) -> str:
@@ -117,19 +92,6 @@ class EntraPrincipal:
         kind = "app" if self.is_app_only else "user"
         return f"<EntraPrincipal {kind} tid={self.tid} oid={self.oid}>"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EntraPrincipal) and (self.tid, self.oid) == (other.tid, other.oid)
-
-    def __hash__(self) -> int:
-        return hash((self.tid, self.oid))
-
-
-def _restore_principal(cls: type[EntraPrincipal], fields: tuple[Any, ...]) -> EntraPrincipal:
-    principal = object.__new__(cls)
-    for name, value in zip(EntraPrincipal.__slots__, fields, strict=True):
-        object.__setattr__(principal, name, value)
-    return principal
-
 
 # The principal of each recently validated claims object, keyed by its identity. The validated-
 # token cache hands back the same read-only claims object for a token seen again, so a repeat
@@ -137,6 +99,7 @@ def _restore_principal(cls: type[EntraPrincipal], fields: tuple[Any, ...]) -> En
 # alive, so an id here can never be reused by another object while the entry exists.
 _principals: OrderedDict[int, tuple[Mapping[str, Any], EntraPrincipal]] = OrderedDict()
 _principals_lock = threading.Lock()
+register_process_cache("principals", _principals.clear)
 
 
 def principal_for(claims: Mapping[str, Any]) -> EntraPrincipal:
@@ -145,7 +108,7 @@ def principal_for(claims: Mapping[str, Any]) -> EntraPrincipal:
     entry = _principals.get(id(claims))
     if entry is not None and entry[0] is claims:
         return entry[1]
-    principal = EntraPrincipal(claims)
+    principal = EntraPrincipal.from_claims(claims)
     max_entries = entra_settings.TOKEN_CACHE_MAX_ENTRIES
     if max_entries > 0:
         with _principals_lock:

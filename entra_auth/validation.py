@@ -1,5 +1,5 @@
 """The validator this deployment uses: settings-derived policy, trusted key stores, and a
-bounded in-process cache of validated tokens (SPEC 5, 6).
+bounded in-process cache of validated tokens (docs/keys.md).
 
 It is rebuilt when ``ENTRA_AUTH`` (or ``DEBUG``) changes, so tests can override settings.
 """
@@ -16,7 +16,15 @@ from typing import Any
 
 from .conf import entra_settings
 from .dev_issuer import DEV_JWKS_URI, DevKeyStore
-from .keys import EntraEndpoints, EntraKeyStore, KeysUnavailable, all_issuers, key_set_changed
+from .keys import (
+    EntraEndpoints,
+    EntraKeyStore,
+    KeySet,
+    KeysUnavailable,
+    all_issuers,
+    key_set_changed,
+)
+from .process_caches import register_process_cache
 from .tokens import (
     IssuerIndex,
     SigningKey,
@@ -98,7 +106,9 @@ class TokenValidator:
         self.dev = DevKeyStore() if entra_settings.dev_issuer_trusted else None
         self.token_cache = ValidatedTokenCache(entra_settings.TOKEN_CACHE_MAX_ENTRIES)
         self._index: IssuerIndex | None = None
-        self._index_key: tuple[int, ...] = ()
+        # The key sets the index was built from, held so that identity comparison is sound
+        # (an id() of a freed object can be reused by a new one).
+        self._index_sources: tuple[KeySet, ...] = ()
 
     @property
     def _stores(self) -> list[Any]:
@@ -109,10 +119,14 @@ class TokenValidator:
         stores = self._stores
         if not stores:
             raise KeysUnavailable("no issuer is configured")
-        key_sets = [store.current() for store in stores]
-        index_key = tuple(id(key_set) for key_set in key_sets)
-        if self._index is None or index_key != self._index_key:
-            self._index, self._index_key = all_issuers(key_sets), index_key
+        key_sets = tuple(store.current() for store in stores)
+        sources = self._index_sources
+        if (
+            self._index is None
+            or len(sources) != len(key_sets)
+            or any(old is not new for old, new in zip(sources, key_sets, strict=True))
+        ):
+            self._index, self._index_sources = all_issuers(key_sets), key_sets
         return self._index
 
     def _store_for(self, trusted: TrustedIssuer) -> Any:
@@ -186,6 +200,16 @@ def get_validator() -> TokenValidator:
             if validator is None or validator.generation != entra_settings.generation:
                 validator = _validator = TokenValidator()
     return validator
+
+
+def _drop_validator() -> None:
+    global _validator
+    with _validator_lock:
+        _validator = None
+
+
+# The validator reads ENTRA_AUTH, and DEBUG decides whether the development issuer is trusted.
+register_process_cache("validator", _drop_validator, ("ENTRA_AUTH", "DEBUG"))
 
 
 def _drop_cached_tokens(sender: Any, **kwargs: Any) -> None:
