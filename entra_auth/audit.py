@@ -1,4 +1,4 @@
-"""Recording audit events (SPEC 12): ``record()``, event types, coalescing and retention.
+"""Recording audit events (docs/audit.md): ``record()``, event types, coalescing and retention.
 
 ``entra_auth`` records refusals itself by subscribing to its signals (``entra_auth.signals``):
 failed authentications, authorization and tenant denials, rate limiting. A host app records

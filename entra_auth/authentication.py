@@ -38,7 +38,7 @@ _ONE_BEARER_CREDENTIAL = "Expected 'Authorization: Bearer <token>' with a single
 
 
 class EntraJWTAuthentication(BaseAuthentication):
-    """Authenticates ``Authorization: Bearer <Entra access token>`` (SPEC 4, 6, 7)."""
+    """Authenticates ``Authorization: Bearer <Entra access token>`` (RFC 6750; docs/tokens.md)."""
 
     def authenticate(self, request: Request) -> tuple[Any, Mapping[str, Any]] | None:
         raw_token: str | None = None
@@ -78,7 +78,7 @@ class EntraJWTAuthentication(BaseAuthentication):
 
     def _authenticated(self, claims: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any]]:
         user = self.get_user(claims)
-        # SPEC 9: the request now belongs to the caller's tenant (RequestContextMiddleware
+        # The request now belongs to the caller's tenant (RequestContextMiddleware
         # drops the context when the request ends).
         activate_tenant(claims["tid"])
         return user, claims

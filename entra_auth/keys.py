@@ -1,4 +1,4 @@
-"""OpenID metadata and signing keys (JWKS): fetched, cached, refreshed, shared (SPEC 5).
+"""OpenID metadata and signing keys (JWKS): fetched, cached, refreshed, shared (docs/keys.md).
 
 Two cache levels: the parsed key set in process memory (the per-request path reads only
 this), and the raw documents in Django's cache framework, shared by every worker when the
@@ -62,7 +62,7 @@ class KeyFetchError(Exception):
 
 
 def is_allowed_url(url: str) -> bool:
-    """HTTPS only; plain HTTP is allowed for loopback hosts alone (SPEC 3)."""
+    """HTTPS only; plain HTTP is allowed for loopback hosts alone."""
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
@@ -275,7 +275,7 @@ class EntraKeyStore:
         return key
 
     def refresh_keys_if_unknown_kid(self, trusted: TrustedIssuer, kid: str) -> SigningKey | None:
-        """Adopt keys another worker fetched, or fetch anew if the refresh window allows (SPEC 5).
+        """Adopt keys another worker fetched, or fetch anew if the refresh window allows.
 
         A process whose keys predate its start may refresh once regardless; otherwise at most
         one refresh per ``KEY_REFRESH_MIN_INTERVAL`` across workers, so random ``kid``s cannot

@@ -1,4 +1,4 @@
-"""The audit log (SPEC 12): who tried what, and who did what.
+"""The audit log: who tried what, and who did what (docs/audit.md).
 
 A row never holds the token nor any claim beyond the caller's tenant, ``oid`` and app id.
 Rows are written by ``entra_auth.audit.record()``; read them in the Django admin.

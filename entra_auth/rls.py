@@ -1,4 +1,6 @@
-"""PostgreSQL row-level security for tenant-owned tables (SPEC 9): the policy and its settings.
+"""PostgreSQL row-level security for tenant-owned tables: the policy and its settings.
+
+See docs/tenancy.md.
 
 Two halves, both no-ops on any other database:
 

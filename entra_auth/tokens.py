@@ -3,7 +3,7 @@
 No Django request and no I/O here: the caller supplies the trusted issuers, a key lookup
 (which may refresh keys), the validation policy and the current time. PyJWT does the JOSE
 cryptography (RS256 verification, JWK parsing); this module parses strictly and applies the
-Microsoft identity platform's rules for access tokens (SPEC 4).
+Microsoft identity platform's rules for access tokens (docs/tokens.md).
 """
 
 from __future__ import annotations
@@ -390,7 +390,7 @@ def validate_access_token(
     policy: ValidationPolicy,
     now: float,
 ) -> dict[str, Any]:
-    """Apply every SPEC 4 rule to a parsed token; return its claims or raise ``TokenError``."""
+    """Apply every rule of docs/tokens.md to a parsed token: its claims, or ``TokenError``."""
     claims = parsed.claims
     iss = _string_claim(claims, "iss")
     tid = _guid_claim(claims, "tid")

@@ -29,7 +29,7 @@ from .serializers import (
     RefundSerializer,
 )
 
-# SPEC 11: delegated scopes, user role Payments.Admin, application permissions for apps.
+# Delegated scopes, user role Payments.Admin, application permissions for apps.
 CAN_READ = HasScope("Payments.Read", "Payments.Write") | (
     IsAppOnly & HasAppRole("Payments.Read.All", "Payments.ReadWrite.All")
 )
@@ -39,7 +39,7 @@ CAN_REFUND = (HasScope("Payments.Write") & HasAppRole("Payments.Admin")) | (
 )
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-# SPEC 12: the sensitive actions of the sample, in the audit log.
+# The sensitive actions of the sample, in the audit log.
 PAYMENT_CREATED = audit.register_event_type("payment_created", "Payment created")
 PAYMENT_REFUNDED = audit.register_event_type("payment_refunded", "Payment refunded")
 

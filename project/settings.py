@@ -140,7 +140,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# Transport and headers (SPEC 1's first layer). TLS is terminated at the proxy: set
+# Transport and headers, the first layer of defence. TLS is terminated at the proxy: set
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 only when the proxy sets X-Forwarded-Proto and strips it
 # from clients; then HSTS and secure cookies apply to what clients see as HTTPS.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")

@@ -13,7 +13,7 @@ from entra_auth.dev_issuer import mint_token, parse_lifetime
 
 class Command(BaseCommand):
     help = (
-        "Print a development access token (SPEC 10). The API trusts it only with "
+        "Print a development access token. The API trusts it only with "
         "ENTRA_DEV_ISSUER=1 and DEBUG on."
     )
 
