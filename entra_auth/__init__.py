@@ -44,7 +44,7 @@ _MOVED = {
 }
 
 
-def _moved(name: str) -> Any:
+def _resolve_moved(name: str) -> Any:
     from ._moved import moved_names
 
     return moved_names(__name__, _MOVED)(name)
@@ -53,7 +53,7 @@ def _moved(name: str) -> Any:
 def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None and name in _MOVED:
-        return _moved(name)
+        return _resolve_moved(name)
     if module is None:
         raise AttributeError(f"module 'entra_auth' has no attribute {name!r}")
     return getattr(import_module(module), name)
