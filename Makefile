@@ -44,7 +44,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# `make bench`: the performance figures of README "Performance" (not part of `make test` or
+# `make bench`: the performance figures of docs/performance.md (not part of `make test` or
 # CI). Installs wrk and Redis from Debian's packages when missing; exits 1 if a target is missed.
 bench: $(STAMP)
 	bash bench/services.sh

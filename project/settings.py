@@ -1,7 +1,7 @@
 """Settings for the sample payments service, read from the environment (12-factor).
 
 The embedded default (no environment at all, with ``DJANGO_DEBUG=1``) is SQLite, the
-local-memory cache and the development token issuer: see README "Configuration".
+local-memory cache and the development token issuer: see docs/configuration.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ In another terminal, from this folder:
   curl -s -H "Authorization: Bearer $TOKEN" {base}/api/me/     # 200: the caller as the API sees it
   curl -si {base}/api/me/                                      # 401 with WWW-Authenticate: Bearer
 
-The README has the full walk-through.
+docs/sample.md has the full walk-through.
 """
 
 
