@@ -21,6 +21,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.migrations.state import ProjectState
 from django.db.models import Count, Subquery, prefetch_related_objects
 
+from entra_auth.checks import REQUEST_CONTEXT_MIDDLEWARE
 from entra_auth.context import canonical_tenant_id
 from entra_auth.rls import EnableRowLevelSecurity, TenantSettingsSync, install_tenant_settings
 from entra_auth.tenancy import (
@@ -31,7 +32,6 @@ from entra_auth.tenancy import (
     deactivate_tenant,
     tenant_context,
 )
-from entra_auth.tenancy_checks import REQUEST_CONTEXT_MIDDLEWARE, check_tenant_middleware
 from tests.fake_entra import TENANT_A, TENANT_B
 from tests.tenancy_app.models import Part, Widget
 
@@ -428,24 +428,17 @@ def test_a_foreign_key_into_another_tenant_is_refused_outside_a_context_too(
 # --- system check -----------------------------------------------------------------------------
 
 
-def test_tenant_models_without_the_request_context_middleware_are_a_check_error(
-    settings: Any,
-) -> None:
+def test_without_the_request_context_middleware_check_fails_with_e020(settings: Any) -> None:
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != REQUEST_CONTEXT_MIDDLEWARE]
-    messages = check_tenant_middleware()
-    assert [(m.id, m.level) for m in messages] == [("entra_auth.E020", ERROR)]
-    assert "tenancy_app.Part, tenancy_app.Widget" in messages[0].msg
-    assert [m.id for m in run_checks() if m.id == "entra_auth.E020"] == ["entra_auth.E020"]
+
+    assert [(m.id, m.level) for m in run_checks() if m.id == "entra_auth.E020"] == [
+        ("entra_auth.E020", ERROR)
+    ]
 
 
 def test_the_request_context_middleware_satisfies_the_check(settings: Any) -> None:
     assert REQUEST_CONTEXT_MIDDLEWARE in settings.MIDDLEWARE
-    assert check_tenant_middleware() == []
-
-
-def test_apps_without_tenant_models_need_no_middleware(settings: Any) -> None:
-    settings.MIDDLEWARE = []
-    assert check_tenant_middleware([apps.get_app_config("entra_auth")]) == []
+    assert [m.id for m in run_checks() if m.id == "entra_auth.E020"] == []
 
 
 # --- the migration operation (SQL text; the policy itself is tested on PostgreSQL below) ------
