@@ -41,8 +41,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two suites, one settings module each: entra_auth alone (tests.settings, pytest.ini), then
+# the sample service (tests.sample.settings, tests/sample only).
 test: lint
 	$(BIN)/pytest
+	$(BIN)/pytest --ds=tests.sample.settings tests/sample
 
 # `make bench`: the performance figures of docs/performance.md (not part of `make test` or
 # CI). Installs wrk and Redis from Debian's packages when missing; exits 1 if a target is missed.

@@ -1,9 +1,19 @@
-"""Shared fixtures: the fake Entra server, Entra settings pointed at it, and API clients."""
+"""Shared fixtures: the fake Entra server, Entra settings pointed at it, and API clients.
+
+Two suites share them, one ``pytest`` run per settings module:
+
+- ``pytest`` (``tests.settings``, pytest.ini): entra_auth on its own, everything but
+  ``tests/sample``;
+- ``pytest --ds=tests.sample.settings tests/sample``: the sample service (``project``,
+  ``payments``), only ``tests/sample``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +21,22 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from tests.fake_entra import CLIENT_ID, TENANT_A, FakeEntra
+
+TESTS_DIR = Path(__file__).resolve().parent
+SAMPLE_DIR = TESTS_DIR / "sample"
+SAMPLE_SETTINGS = "tests.sample.settings"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Collect ``tests/sample`` under the sample's settings only, and nothing else there."""
+    path = collection_path.resolve()
+    in_sample = path == SAMPLE_DIR or SAMPLE_DIR in path.parents
+    if os.environ.get("DJANGO_SETTINGS_MODULE") == SAMPLE_SETTINGS:
+        # Keep tests/ itself (it leads to tests/sample); leave paths outside tests/ alone.
+        if TESTS_DIR in path.parents and not in_sample:
+            return True
+        return None
+    return True if in_sample else None
 
 
 @pytest.fixture(scope="session")

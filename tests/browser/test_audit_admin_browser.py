@@ -65,22 +65,22 @@ def test_admin_lists_and_filters_audit_events_of_real_api_requests(
 ):
     configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A, TENANT_B])
     django_user_model.objects.create_superuser("admin", "admin@example.com", ADMIN_PASSWORD)
-    # Given: what the README's curl walk-through does, over real HTTP.
+    # Given: a refused token, a missing scope, a write and another tenant's read, over HTTP.
     expired = fake_entra.token(lifetime_s=-3600)
-    no_payments_scope = fake_entra.token(scopes=("User.Read",))
-    other_tenant_reader = fake_entra.token(tenant=TENANT_B, scopes=("Payments.Read",))
-    writer = fake_entra.token(scopes=("Payments.Write",))
+    no_widgets_scope = fake_entra.token(scopes=("User.Read",))
+    other_tenant_reader = fake_entra.token(tenant=TENANT_B, scopes=("Widgets.Read",))
+    writer = fake_entra.token(scopes=("Widgets.Write",))
     base = live_server.url
     assert call_api(base, "get", "me/", expired) == 401
-    assert call_api(base, "get", "payments/", no_payments_scope) == 403
+    assert call_api(base, "get", "widgets/", no_widgets_scope) == 403
     created = requests.post(
-        f"{base}/api/payments/",
-        json={"amount": "12.50", "currency": "EUR", "description": "Order 1001"},
+        f"{base}/api/widgets/",
+        json={"name": "Order 1001"},
         headers={"Authorization": f"Bearer {writer}"},
         timeout=HTTP_TIMEOUT_S,
     )
     assert created.status_code == 201
-    assert call_api(base, "get", f"payments/{created.json()['id']}/", other_tenant_reader) == 404
+    assert call_api(base, "get", f"widgets/{created.json()['id']}/", other_tenant_reader) == 404
 
     artifacts = Path(settings.BASE_DIR) / "artifacts"
     artifacts.mkdir(exist_ok=True)
@@ -118,11 +118,11 @@ def test_admin_lists_and_filters_audit_events_of_real_api_requests(
             tenant_box.press("Enter")
             page.wait_for_url(f"**tenant_id={TENANT_B}**")
 
-            # Then: exactly the other tenant's attempt on tenant A's payment.
+            # Then: exactly the other tenant's attempt on tenant A's widget.
             assert "event_type=tenant_denied" in page.url
             sync_api.expect(rows).to_have_count(1)
             sync_api.expect(rows.first).to_contain_text("other_tenant")
-            sync_api.expect(rows.first).to_contain_text(f"/api/payments/{created.json()['id']}/")
+            sync_api.expect(rows.first).to_contain_text(f"/api/widgets/{created.json()['id']}/")
             assert "eyJ" not in page.content()
             page.screenshot(path=str(artifacts / SCREENSHOT), full_page=True)
         finally:

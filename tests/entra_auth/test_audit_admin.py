@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from entra_auth.admin import AuditEventAdmin
 from entra_auth.audit import AuditEvent, EventType, Outcome, Reason, prune
 from tests.fake_entra import TENANT_A, TENANT_B
+from tests.views import WIDGET_CREATED
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,7 @@ def events() -> dict[str, AuditEvent]:
             subject_oid=OID_A,
             app_id=APP_A,
             request_id="req-scope",
-            missing="Payments.Read",
+            missing="Widgets.Read",
         ),
         "tenant_denied": event(
             event_type=EventType.TENANT_DENIED,
@@ -67,14 +68,14 @@ def events() -> dict[str, AuditEvent]:
             subject_oid=OID_B,
             request_id="req-tenant",
         ),
-        "payment_created": event(
-            event_type="payment_created",
+        "widget_created": event(
+            event_type=WIDGET_CREATED,
             outcome=Outcome.SUCCESS,
             reason="",
             tenant_id=TENANT_A,
             subject_oid=OID_A,
             app_id=APP_A,
-            request_id="req-payment",
+            request_id="req-widget",
             client_ip="2001:db8::5",
         ),
     }
@@ -105,19 +106,19 @@ def test_changelist_lists_every_event_newest_first(admin_client, events):
     ("query", "expected"),
     [
         ("?event_type=authentication_failed", {"expired", "bad_signature"}),
-        ("?event_type=payment_created", {"payment_created"}),
+        (f"?event_type={WIDGET_CREATED}", {"widget_created"}),
         ("?outcome__exact=denied", {"missing_scope", "tenant_denied"}),
         ("?reason=expired", {"expired"}),
         ("?reason=missing_scope", {"missing_scope"}),
-        (f"?tenant_id={TENANT_A}", {"missing_scope", "payment_created"}),
+        (f"?tenant_id={TENANT_A}", {"missing_scope", "widget_created"}),
         (f"?tenant_id={TENANT_B.upper()}", {"tenant_denied"}),
         ("?occurred_at__year=2026&occurred_at__month=2", {"bad_signature"}),
         ("?event_type=authentication_failed&outcome__exact=success", set()),
-        (f"?q={OID_A}", {"missing_scope", "payment_created"}),
-        (f"?q={APP_A.upper()}", {"missing_scope", "payment_created"}),
+        (f"?q={OID_A}", {"missing_scope", "widget_created"}),
+        (f"?q={APP_A.upper()}", {"missing_scope", "widget_created"}),
         ("?q=req-tenant", {"tenant_denied"}),
         ("?q=198.51.100.7", {"expired"}),
-        ("?q=2001:DB8::5", {"payment_created"}),
+        ("?q=2001:DB8::5", {"widget_created"}),
         ("?q=nothing-matches", set()),
     ],
 )
@@ -131,7 +132,7 @@ def test_filters_and_search_return_the_right_rows(admin_client, events, query, e
 def test_filter_sidebar_offers_every_event_type_reason_and_a_tenant_box(admin_client, events):
     page = admin_client.get(CHANGELIST).content.decode()
 
-    for label in ("Authentication failed", "Tenant denied", "Payment created", "Rate limited"):
+    for label in ("Authentication failed", "Tenant denied", "Widget created", "Rate limited"):
         assert label in page
     assert "Missing scope" in page and "Bad signature" in page
     assert 'name="tenant_id"' in page

@@ -133,7 +133,11 @@ def entra_check_ids(*, deploy: bool = False) -> list[str]:
             {**SINGLE_TENANT, "CLOCK_SKEW": 601}, False, ["entra_auth.E010"], id="skew-too-large"
         ),
         pytest.param(
-            {**SINGLE_TENANT, "CLOCK_SKEW": "300"}, False, ["entra_auth.E010"], id="skew-string"
+            # A value of the wrong type is E022, before any range is looked at.
+            {**SINGLE_TENANT, "CLOCK_SKEW": "300"},
+            False,
+            ["entra_auth.E022"],
+            id="skew-string",
         ),
         pytest.param(
             {"TENANT_ID": TENANT_A, "AUDIENCES": [f"api://{CLIENT_ID}"], "APP_SPECIFIC_KEYS": True},
@@ -162,7 +166,7 @@ def entra_check_ids(*, deploy: bool = False) -> list[str]:
         pytest.param(
             {**SINGLE_TENANT, "API_RATE_LIMIT_BATCH": "10"},
             False,
-            ["entra_auth.E018"],
+            ["entra_auth.E022"],
             id="batch-string",
         ),
     ],
@@ -263,7 +267,8 @@ def test_dev_issuer_with_debug_on_is_not_a_deployment_error(settings: Any) -> No
 
 
 def production_environment(**extra: str) -> dict[str, str]:
-    """The process environment minus any Django/Entra settings, plus a production config."""
+    """The process environment minus any Django/Entra settings, plus a production config
+    (``tests.deploy_settings``: the library tests' stack, nothing of the sample)."""
     inherited = {
         name: value
         for name, value in os.environ.items()
@@ -272,8 +277,7 @@ def production_environment(**extra: str) -> dict[str, str]:
     }
     return {
         **inherited,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DJANGO_DEBUG": "0",
+        "DJANGO_SETTINGS_MODULE": "tests.deploy_settings",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "api.example.com",
         "ENTRA_TENANT_ID": TENANT_A,
@@ -285,7 +289,7 @@ def production_environment(**extra: str) -> dict[str, str]:
 
 def manage_py_check_deploy(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
+        [sys.executable, "-m", "django", "check", "--deploy"],
         cwd=PROJECT_ROOT,
         env=environment,
         capture_output=True,

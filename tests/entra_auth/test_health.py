@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import OperationalError
 
-from entra_auth import health
+from entra_auth.http import health
 
 pytestmark = pytest.mark.django_db
 

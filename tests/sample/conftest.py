@@ -1,4 +1,9 @@
-"""Fixtures for the payments sample: a multi-tenant API serving TENANT_A and TENANT_B."""
+"""Fixtures of the sample service's tests: a multi-tenant API serving TENANT_A and TENANT_B.
+
+The shared ones (the fake Entra server, ``configure``, ``api_client``) are in
+``tests/conftest.py``; Payment and Refund factories and the sample's callers are in
+``tests.sample.factories``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Test settings: the project's, with DEBUG off and Entra pointed at the fake server.
+"""Settings of the sample service's tests: the project's, with DEBUG off and Entra pointed at
+the fake server. Run with ``pytest --ds=tests.sample.settings tests/sample``.
 
 The fake server's address is known only at run time: the ``fake_entra`` fixture sets
 ``ENTRA_AUTH["INSTANCE"]`` (a ``setting_changed`` reload).
@@ -13,7 +14,6 @@ os.environ.setdefault("DJANGO_DEBUG", "0")
 
 from project.settings import *  # noqa: F403
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.tenancy_app"]  # noqa: F405
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ENTRA_AUTH = {

@@ -20,7 +20,7 @@ import requests
 
 from entra_auth.dev_issuer import mint_token
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LIMIT = 5
 START_TIMEOUT_S = 30
 TENANT = "11111111-1111-4111-8111-111111111111"

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from payments.models import Payment, Refund
-from tests.factories import PaymentFactory, RefundFactory
 from tests.fake_entra import TENANT_A, TENANT_B
+from tests.sample.factories import PaymentFactory, RefundFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 
 from payments.models import Payment, Refund
 from payments.views import MAX_PAGE_SIZE, PAGE_SIZE
-from tests.factories import (
+from tests.fake_entra import CLIENT_APP_ID, OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
+from tests.sample.factories import (
     ADMIN_READER,
     ADMIN_ROLE_ONLY_USER,
     APP_READER,
@@ -34,7 +35,6 @@ from tests.factories import (
     app_oid,
     user_oid,
 )
-from tests.fake_entra import CLIENT_APP_ID, OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 from payments.demo import DEMO_TENANT_A, DEMO_TENANT_B
 from payments.idempotency import IDEMPOTENCY_KEY_TTL
 from payments.models import IdempotencyRecord, Payment
-from tests.factories import READER, WRITER, PaymentFactory
 from tests.fake_entra import TENANT_A, TENANT_B
+from tests.sample.factories import READER, WRITER, PaymentFactory
 
 pytestmark = pytest.mark.django_db
 

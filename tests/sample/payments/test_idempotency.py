@@ -13,14 +13,14 @@ from django.db import connection
 from entra_auth.tenancy import tenant_context
 from payments.idempotency import IDEMPOTENCY_KEY_TTL, purge_expired
 from payments.models import IdempotencyRecord, Payment, Refund
-from tests.factories import (
+from tests.fake_entra import OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
+from tests.sample.factories import (
     APP_WRITER,
     REFUNDER,
     WRITER,
     Caller,
     PaymentFactory,
 )
-from tests.fake_entra import OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
 
 pytestmark = pytest.mark.django_db
 

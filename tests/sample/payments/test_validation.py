@@ -15,8 +15,8 @@ from entra_auth.conf import MAX_REQUEST_BODY_BYTES
 from entra_auth.tenancy import tenant_context
 from payments.models import Payment
 from payments.serializers import DESCRIPTION_MAX_LENGTH
-from tests.factories import REFUNDER, WRITER, PaymentFactory
 from tests.fake_entra import TENANT_A, FakeEntra
+from tests.sample.factories import REFUNDER, WRITER, PaymentFactory
 
 pytestmark = pytest.mark.django_db
 

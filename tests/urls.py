@@ -1,0 +1,19 @@
+"""URLconf of the library tests: the admin, health probes, a small API and failing views."""
+
+from django.contrib import admin
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from tests.views import DrfViewThatFails, MeView, WidgetViewSet, django_view_that_fails
+
+router = SimpleRouter()
+router.register("widgets", WidgetViewSet, basename="widget")
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health/", include("entra_auth.http.urls")),
+    path("api/me/", MeView.as_view(), name="me"),
+    path("api/fails/django/", django_view_that_fails),
+    path("api/fails/drf/", DrfViewThatFails.as_view()),
+    path("api/", include(router.urls)),
+]
