@@ -108,14 +108,9 @@ def report_tenant_denial(request: Any, *, sender: Any, object_id: Any = None) ->
     tenant_denied.send_robust(sender=sender, request=request, object_id=object_id)
 
 
-class _AllOf(AND):
-    """DRF's ``&``, saying what the refusing side lacked."""
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        mark = len(_missing(request))
-        if super().has_permission(request, view):
-            return True
-        return _refused(self, request, mark)
+class _ObjectChecksNameNothing:
+    """Object-level checks take back what they record: DRF's ``|`` re-runs ``has_permission``
+    there, and the request's needs were already named at the view level."""
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         mark = len(_missing(request))
@@ -125,7 +120,17 @@ class _AllOf(AND):
             _rewind(request, mark)
 
 
-class _AnyOf(OR):
+class _AllOf(_ObjectChecksNameNothing, AND):
+    """DRF's ``&``, saying what the refusing side lacked."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        mark = len(_missing(request))
+        if super().has_permission(request, view):
+            return True
+        return _refused(self, request, mark)
+
+
+class _AnyOf(_ObjectChecksNameNothing, OR):
     """DRF's ``|``: when one side grants, what the other lacked no longer matters."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -135,29 +140,14 @@ class _AnyOf(OR):
             return True
         return _refused(self, request, mark)
 
-    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        # DRF re-runs has_permission here; the request's needs were named at the view level.
-        mark = len(_missing(request))
-        try:
-            return super().has_object_permission(request, view, obj)
-        finally:
-            _rewind(request, mark)
 
-
-class _NoneOf(NOT):
+class _NoneOf(_ObjectChecksNameNothing, NOT):
     """DRF's ``~``: a negation never names what would grant it."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         mark = len(_missing(request))
         try:
             return super().has_permission(request, view)
-        finally:
-            _rewind(request, mark)
-
-    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        mark = len(_missing(request))
-        try:
-            return super().has_object_permission(request, view, obj)
         finally:
             _rewind(request, mark)
 
