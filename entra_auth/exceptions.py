@@ -8,9 +8,12 @@ whatever ``DEBUG`` says.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -21,6 +24,10 @@ from .context import current_request_id
 logger = logging.getLogger("entra_auth.errors")
 
 INTERNAL_ERROR_DETAIL = "The server could not complete the request."
+DATABASE_UNAVAILABLE_DETAIL = "The service is temporarily unavailable. Retry later."
+DATABASE_RETRY_AFTER_S = 5
+# An outage is logged once per interval per process, not once per refused request.
+OUTAGE_LOG_INTERVAL_S = 10
 
 
 def _quote(value: str) -> str:
@@ -75,6 +82,87 @@ class AuthenticationUnavailable(exceptions.APIException):
         self.wait = self.retry_after_s
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    """The database cannot be reached, or is locked past its timeout: 503 with ``Retry-After``.
+
+    The client did nothing wrong and may retry; nothing about the failure goes out.
+    """
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = DATABASE_UNAVAILABLE_DETAIL
+    default_code = "database_unavailable"
+    wait = DATABASE_RETRY_AFTER_S
+
+
+def database_unavailable_response() -> Any:
+    """The JSON 503 for a database outage outside DRF views (``RequestContextMiddleware``)."""
+    from django.http import JsonResponse
+
+    response = JsonResponse(
+        {"detail": DATABASE_UNAVAILABLE_DETAIL, "request_id": current_request_id()}, status=503
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+    return response
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """A failure of the database itself (connection lost or refused, lock or statement
+    timeout), as opposed to a bug in a query (``ProgrammingError``, ``IntegrityError``…)."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+class _OutageLog:
+    """Logs the first outage error, then at most once per ``OUTAGE_LOG_INTERVAL_S`` with the
+    number of requests refused since, so an outage cannot flood the log with tracebacks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._suppressed = 0
+
+    def report(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_at:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next_at = now + OUTAGE_LOG_INTERVAL_S
+        logger.error(
+            "database unavailable (%s: %s); %d more refused since the last report",
+            type(exc).__name__,
+            exc,
+            suppressed,
+        )
+
+
+database_outage_log = _OutageLog()
+
+
+def _mapped(exc: Exception) -> Exception:
+    """Django's and the database's exceptions as the API exception a client should see."""
+    if isinstance(exc, Http404):
+        # Django's message names the model ("No Payment matches…"): say no more than this.
+        return exceptions.NotFound()
+    if isinstance(exc, RequestDataTooBig):
+        return RequestBodyTooLarge()
+    if isinstance(exc, SuspiciousOperation):
+        # Django's name for a malformed request (bad Host, too many fields, …): a 400.
+        return exceptions.ParseError("The request is invalid.")
+    if is_database_outage(exc):
+        database_outage_log.report(exc)
+        return DatabaseUnavailable()
+    return exc
+
+
+class RequestBodyTooLarge(exceptions.APIException):
+    """A body over what the server accepts: 413, before any of it is parsed."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
+
+
 def _error_body(data: Any) -> dict[str, Any]:
     if isinstance(data, dict) and "detail" in data:
         return {"detail": str(data["detail"])}
@@ -100,9 +188,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     # Imported here: DRF imports authentication classes while ``rest_framework.views`` loads.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    if isinstance(exc, Http404):
-        # Django's message names the model ("No Payment matches…"): say no more than this.
-        exc = exceptions.NotFound()
+    exc = _mapped(exc)
     if isinstance(exc, (PermissionDenied, exceptions.APIException)):
         response = drf_exception_handler(exc, context)
     else:

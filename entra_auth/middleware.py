@@ -7,6 +7,7 @@ For each request it
 - runs it outside any tenant context and drops the tenant authentication entered when the
   request ends, also on exceptions, so a worker thread never carries one caller's tenant into
   the next request (docs/tenancy.md);
+- answers a database outage with 503 and ``Retry-After`` in any view, not a 500;
 - completes a 403 that entra_auth's permissions refused: ``WWW-Authenticate: Bearer
   error="insufficient_scope", scope="…"`` (RFC 6750 §3.1) and an ``authorization_denied``
   audit event, whichever DRF ``EXCEPTION_HANDLER`` the project uses.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
@@ -60,6 +62,20 @@ class RequestContextMiddleware:
                 _complete_authorization_denial(request, response)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        """A database outage in any view (the admin, plain Django views) is a 503 with
+        ``Retry-After``, logged once per interval; anything else takes Django's course."""
+        from .exceptions import (
+            database_outage_log,
+            database_unavailable_response,
+            is_database_outage,
+        )
+
+        if not is_database_outage(exception):
+            return None
+        database_outage_log.report(exception)
+        return database_unavailable_response()
 
 
 def _complete_authorization_denial(request: HttpRequest, response: HttpResponse) -> None:

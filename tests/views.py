@@ -7,7 +7,8 @@ its own audit event types; the failing views check that errors never leak intern
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.core.exceptions import SuspiciousOperation
+from django.db import OperationalError, transaction
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -110,3 +111,36 @@ class DrfViewThatFails(APIView):
 
     def get(self, request):
         raise KeyError("secret internals: private key material")
+
+
+DATABASE_DOWN = OperationalError('connection to server at "db" failed: secret internals')
+
+
+def django_view_without_a_database(request):
+    raise DATABASE_DOWN
+
+
+class DrfViewWithoutADatabase(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        raise DATABASE_DOWN
+
+
+class DrfViewReadingTheBody(APIView):
+    """Reads ``request.data``: Django's own limits on a body apply as it is read."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        return Response({"keys": sorted(request.data)})
+
+
+class DrfViewThatSuspectsTheRequest(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        raise SuspiciousOperation("secret internals: the Host header was forged")

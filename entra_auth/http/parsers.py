@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from ..conf import entra_settings
-
-
-class RequestBodyTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "request_too_large"
+from ..exceptions import RequestBodyTooLarge
 
 
 def _reject_constant(name: str) -> Any:

@@ -62,3 +62,55 @@ def test_routes_outside_the_api_keep_django_pages(client, settings):
 
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+# --- outages and requests Django itself refuses ----------------------------------------------
+
+
+def assert_database_unavailable(response):
+    assert_json_error(response, 503)
+    assert int(response["Retry-After"]) > 0
+    assert "db" not in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/fails/database/", "/pages/fails/database/"])
+def test_a_database_outage_is_a_503_with_retry_after_in_any_view(debug, client, path):
+    assert_database_unavailable(client.get(path))
+
+
+def test_a_database_outage_is_a_503_with_drfs_own_exception_handler(client, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "EXCEPTION_HANDLER": None}
+    settings.REST_FRAMEWORK.pop("EXCEPTION_HANDLER")
+
+    assert_database_unavailable(client.get("/api/fails/database/"))
+
+
+def test_an_outage_is_logged_once_per_interval_not_once_per_request(client, caplog, monkeypatch):
+    from entra_auth import exceptions
+
+    monkeypatch.setattr(exceptions, "database_outage_log", exceptions._OutageLog())
+    with caplog.at_level("ERROR"):
+        for _ in range(5):
+            assert client.get("/api/fails/database/").status_code == 503
+
+    outage_lines = [r for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert len(outage_lines) == 1
+    assert not any(record.exc_info for record in caplog.records)
+
+
+def test_a_request_django_finds_suspicious_is_a_json_400(debug, client):
+    response = client.get("/api/fails/suspicious/")
+
+    assert_json_error(response, 400)
+    assert "Host" not in response.content.decode()
+
+
+def test_a_body_over_djangos_upload_limit_is_a_json_413(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    settings.ENTRA_AUTH = {**settings.ENTRA_AUTH, "MAX_REQUEST_BODY_BYTES": 1_000_000}
+
+    response = client.post(
+        "/api/echo/", data='{"a": "' + "x" * 2000 + '"}', content_type="application/json"
+    )
+
+    assert_json_error(response, 413)
