@@ -52,6 +52,9 @@ def database_from_url(url: str | None) -> dict[str, object]:
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+            # A connection kept across requests is checked before reuse: after a database
+            # restart the next request reconnects instead of failing (no worker restart).
+            "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported")
 

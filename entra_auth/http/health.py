@@ -1,7 +1,8 @@
 """Health endpoints: liveness (the process answers) and readiness (its dependencies do).
 
 Readiness checks the database, the cache and the signing keys, each with a short time
-budget, in parallel. A failure names the dependency, never the error: details go to the log.
+budget, in parallel; only the database and the keys are required. A failure names the
+dependency, never the error: details go to the log.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
     "cache": check_cache,
     "signing_keys": check_signing_keys,
 }
+# Without these the API cannot answer correctly: the instance is not ready. The cache is only
+# degrading: keys are held in memory and the rate limits fail open (or closed, as configured)
+# while it is down, so a load balancer must not pull every instance for a cache outage.
+REQUIRED_CHECKS = frozenset({"database", "signing_keys"})
 
 
 # One small pool for every probe; a check still hung from an earlier probe is reported as
@@ -115,11 +120,20 @@ def _run_checks() -> dict[str, str]:
 @never_cache
 @require_safe
 def ready(request: HttpRequest) -> JsonResponse:
-    """200 when database, cache and signing keys are usable; else 503 naming what is not."""
+    """200 while the required dependencies (database, signing keys) are usable, saying
+    ``degraded`` when an optional one (the cache) is not; else 503 naming what fails."""
     results = _run_checks()
     failing = sorted(name for name, result in results.items() if result != "ok")
     if not failing:
         return JsonResponse({"status": "ok", "checks": results})
+    if REQUIRED_CHECKS.isdisjoint(failing):
+        return JsonResponse(
+            {
+                "status": "degraded",
+                "detail": f"Degraded: {', '.join(failing)}.",
+                "checks": results,
+            }
+        )
     response = JsonResponse(
         {
             "status": "unavailable",
