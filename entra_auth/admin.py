@@ -7,6 +7,7 @@ time only, and the full result count and facet counts are never computed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern
 
 from .audit import event_types
+from .context import all_tenants_context
 from .models import AuditEvent, Reason
 
 
@@ -33,6 +36,37 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class AllTenantsAdminMixin:
+    """A ModelAdmin over a tenant-owned model, showing every tenant's rows to staff.
+
+    The admin is the operators' view across tenants: its querysets use the ``all_tenants``
+    manager and each of its views, template rendering included, runs inside
+    ``all_tenants_context()``, so that row-level security opens to every tenant there and
+    nowhere else (docs/tenancy.md).
+    """
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return self.model.all_tenants.all()
+
+    def get_urls(self) -> list[Any]:
+        return [_across_tenants(pattern) for pattern in super().get_urls()]
+
+
+def _across_tenants(pattern: URLPattern) -> URLPattern:
+    view = pattern.callback
+
+    @functools.wraps(view)
+    def across_tenants(*args: Any, **kwargs: Any) -> Any:
+        with all_tenants_context():
+            response = view(*args, **kwargs)
+            # A TemplateResponse evaluates its querysets when rendered: render it here.
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            return response
+
+    return URLPattern(pattern.pattern, across_tenants, pattern.default_args, pattern.name)
 
 
 class _ExactChoiceFilter(admin.SimpleListFilter):

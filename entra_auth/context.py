@@ -27,6 +27,12 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _current_request: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "entra_auth_request", default=None
 )
+_all_tenants_open: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "entra_auth_all_tenants", default=False
+)
+# Called when an all_tenants_context() block ends (entra_auth.tenancy closes the database
+# sessions it opened to every tenant).
+_on_all_tenants_closed: list[Any] = []
 
 
 def current_request_id() -> str | None:
@@ -45,9 +51,11 @@ def request_context(request: Any, request_id: str) -> Iterator[None]:
     id_token = _request_id.set(request_id)
     request_token = _current_request.set(request)
     tenant_token = _current_tenant.set(None)
+    open_token = _all_tenants_open.set(False)
     try:
         yield
     finally:
+        _all_tenants_open.reset(open_token)
         _current_tenant.reset(tenant_token)
         _current_request.reset(request_token)
         _request_id.reset(id_token)
@@ -91,6 +99,32 @@ def without_tenant() -> Iterator[None]:
         yield
     finally:
         _current_tenant.reset(token)
+
+
+def all_tenants_open() -> bool:
+    """Whether code runs inside ``all_tenants_context()`` (and outside any tenant context)."""
+    return _all_tenants_open.get() and _current_tenant.get() is None
+
+
+@contextmanager
+def all_tenants_context() -> Iterator[None]:
+    """Cross-tenant access, said out loud: inside the block no tenant is current, and the
+    ``all_tenants`` manager and, on PostgreSQL, row-level security open every tenant's rows.
+
+    For the admin, maintenance commands and the existence check behind a 404. Everywhere else
+    the database shows no tenant's rows without a tenant context (docs/tenancy.md). A tenant
+    context entered inside the block confines what follows to that tenant again.
+    """
+    tenant_token = _current_tenant.set(None)
+    open_token = _all_tenants_open.set(True)
+    try:
+        yield
+    finally:
+        _all_tenants_open.reset(open_token)
+        _current_tenant.reset(tenant_token)
+        if not all_tenants_open():
+            for closed in _on_all_tenants_closed:
+                closed()
 
 
 _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")

@@ -9,9 +9,13 @@ Two halves, both no-ops on any other database:
   writable only when its ``tenant_id`` equals the session setting ``app.tenant_id``, or when
   ``app.all_tenants`` is ``'on'``.
 - ``TenantSettingsSync``, an execute wrapper that ``entra_auth.tenancy`` installs on every new
-  PostgreSQL connection. Before each query it makes ``app.tenant_id`` equal the current tenant
-  and ``app.all_tenants`` ``'on'`` only when there is no tenant context (admin, migrations,
-  maintenance commands) so that inside a request even raw SQL cannot see another tenant's rows.
+  PostgreSQL connection. Before each query it makes ``app.tenant_id`` equal the current tenant,
+  and ``app.all_tenants`` ``'on'`` only inside ``all_tenants_context()`` (the admin,
+  maintenance commands, the existence check behind a 404). Without a tenant context the
+  database shows no tenant's rows, so even raw SQL outside a request sees nothing, and inside
+  a request it sees only the caller's tenant. When a request or an ``all_tenants_context()``
+  block ends, a session left open to a tenant (or to all) is closed again at once, so a raw
+  DB-API cursor that bypasses the wrapper finds it closed too.
 
 Database role requirements: PostgreSQL skips every policy for superusers and for roles with
 ``BYPASSRLS``, and for a table's owner unless ``FORCE ROW LEVEL SECURITY`` is set. The role
@@ -37,6 +41,7 @@ POLICY_NAME = "tenant_isolation"
 TENANT_COLUMN_FIELD = "tenant_id"
 
 # A session that never set the values sees no row (NULL), so the policy fails closed.
+CLOSED = ("", "off")
 _POLICY_PREDICATE = (
     f"current_setting('{ALL_TENANTS_SETTING}', true) = 'on' "
     f"OR {{column}} = NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid"
@@ -120,11 +125,14 @@ class TenantSettingsSync:
 
     It remembers what it last set on its connection and calls ``set_config`` only on a change,
     or when a rollback or the end of the transaction that set it may have undone the value.
+    ``current_scope`` answers the current tenant (or None) and whether every tenant is open.
     """
 
-    def __init__(self, connection: Any, current_tenant: Callable[[], str | None]) -> None:
+    def __init__(
+        self, connection: Any, current_scope: Callable[[], tuple[str | None, bool]]
+    ) -> None:
         self.connection = connection
-        self.current_tenant = current_tenant
+        self.current_scope = current_scope
         self.forget()
 
     def forget(self) -> None:
@@ -149,10 +157,25 @@ class TenantSettingsSync:
         if status == _PQTRANS_IDLE and self._set_inside_transaction:
             # The transaction that set the values has ended; had it rolled back, they are gone.
             self.forget()
-        tenant = self.current_tenant()
-        wanted = (tenant or "", "off" if tenant else "on")
-        if wanted == self._known:
+        tenant, all_open = self.current_scope()
+        if tenant:
+            wanted = (tenant, "off")
+        else:
+            wanted = ("", "on") if all_open else CLOSED
+        if wanted != self._known:
+            self._set(raw, wanted)
+
+    def close_session(self) -> None:
+        """Close the session to every tenant now, unless it is known to be closed (or no
+        session is open): the end of a request or of an ``all_tenants_context()``."""
+        raw = self.connection.connection
+        if raw is None or self._known == CLOSED:
             return
+        if int(raw.info.transaction_status) == _PQTRANS_INERROR:
+            return  # the rollback to come undoes what the transaction set
+        self._set(raw, CLOSED)
+
+    def _set(self, raw: Any, wanted: tuple[str, str]) -> None:
         # The raw DB-API cursor, so that this does not run through the execute wrappers again.
         with self.connection.wrap_database_errors, raw.cursor() as cursor:
             cursor.execute(_SET_TENANT_SQL, wanted)
@@ -164,7 +187,9 @@ def _resets_settings(sql: str) -> bool:
     return sql.lstrip()[:_LONGEST_RESETTING_KEYWORD].upper().startswith(_RESETTING_STATEMENTS)
 
 
-def install_tenant_settings(connection: Any, current_tenant: Callable[[], str | None]) -> None:
+def install_tenant_settings(
+    connection: Any, current_scope: Callable[[], tuple[str | None, bool]]
+) -> None:
     """``connection_created`` hook: add (or reset) the settings wrapper on a PostgreSQL connection.
 
     The wrapper goes first in ``execute_wrappers``, so ``connection.execute_wrapper()`` blocks
@@ -176,4 +201,12 @@ def install_tenant_settings(connection: Any, current_tenant: Callable[[], str | 
         if isinstance(wrapper, TenantSettingsSync):
             wrapper.forget()
             return
-    connection.execute_wrappers.insert(0, TenantSettingsSync(connection, current_tenant))
+    connection.execute_wrappers.insert(0, TenantSettingsSync(connection, current_scope))
+
+
+def close_tenant_sessions(connections: Any) -> None:
+    """Close every open PostgreSQL session of ``connections`` to every tenant."""
+    for connection in connections.all(initialized_only=True):
+        for wrapper in connection.execute_wrappers:
+            if isinstance(wrapper, TenantSettingsSync):
+                wrapper.close_session()

@@ -10,7 +10,8 @@ other's tenant; ``RequestContextMiddleware`` resets it when each request ends, a
   tenant when the SQL is built, not when the queryset is, so ``queryset = Model.objects.all()``
   on a view class is safe; with no tenant context it raises ``TenantContextMissing`` rather than
   return every tenant's rows. Writes take the current tenant and refuse any other.
-- ``all_tenants``: unscoped, for the admin, migrations and maintenance commands; greppable, and
+- ``all_tenants``: unscoped, for the admin and maintenance commands, and usable only inside
+  ``all_tenants_context()`` (elsewhere it raises ``CrossTenantAccessRefused``); greppable, and
   every use should say why in a comment.
 
 The base manager (``Model._base_manager``) stays Django's plain, unscoped one on purpose: Django
@@ -30,12 +31,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import models, router
+from django.core.signals import request_finished
+from django.db import connections, models, router
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 from .context import (
+    _on_all_tenants_closed,
     activate_tenant,
+    all_tenants_context,
+    all_tenants_open,
     canonical_tenant_id,
     current_request,
     current_tenant,
@@ -43,9 +48,10 @@ from .context import (
     tenant_context,
     without_tenant,
 )
-from .rls import EnableRowLevelSecurity, install_tenant_settings
+from .rls import EnableRowLevelSecurity, close_tenant_sessions, install_tenant_settings
 
 __all__ = [
+    "CrossTenantAccessRefused",
     "EnableRowLevelSecurity",
     "TenantContextMissing",
     "TenantMismatch",
@@ -53,6 +59,8 @@ __all__ = [
     "TenantQuerySet",
     "TenantScopedManager",
     "activate_tenant",
+    "all_tenants_context",
+    "all_tenants_open",
     "current_tenant",
     "deactivate_tenant",
     "exists_in_other_tenant",
@@ -67,6 +75,10 @@ class TenantContextMissing(Exception):
     """A tenant-scoped query or save ran outside any tenant context: refused, never unscoped."""
 
 
+class CrossTenantAccessRefused(TenantContextMissing):
+    """The ``all_tenants`` manager was used outside ``all_tenants_context()``."""
+
+
 class TenantMismatch(Exception):
     """A write would put a row in, or point a row at, a tenant other than its own."""
 
@@ -76,15 +88,16 @@ def exists_in_other_tenant(model: type[TenantOwnedModel], pk: Any) -> bool:
 
     For the audit log only (a tenant denial), never to answer the caller, who gets the
     same 404 either way. The scoped manager, and on PostgreSQL row-level security, hide other
-    tenants' rows, so this one existence query runs unscoped: on ``all_tenants`` with the
-    tenant context cleared, which switches the database policy to all tenants for it alone.
+    tenants' rows, so this one existence query runs in ``all_tenants_context()``, which opens
+    the database policy to all tenants for it alone.
     """
     tenant = _require_tenant("exists_in_other_tenant()")
     try:
         key = model._meta.pk.to_python(pk)
     except ValidationError:
         return False  # not even a valid id: it names no row anywhere
-    with without_tenant():
+    # The one deliberate cross-tenant query: does the row exist in another tenant at all?
+    with all_tenants_context():
         return model.all_tenants.filter(pk=key).exclude(tenant_id=tenant).exists()
 
 
@@ -93,9 +106,52 @@ def _require_tenant(action: str) -> str:
     if tenant is None:
         raise TenantContextMissing(
             f"{action} needs a tenant context: run it inside a request, or tenant_context(...), "
-            "or use the all_tenants manager deliberately."
+            "or all_tenants_context() with the all_tenants manager, deliberately."
         )
     return tenant
+
+
+class _AllTenantsOpen(models.Expression):
+    """``TRUE`` inside ``all_tenants_context()``; refuses to compile anywhere else, so the
+    unscoped manager cannot be used by accident, on any database."""
+
+    conditional = True
+
+    def __init__(self) -> None:
+        super().__init__(output_field=models.BooleanField())
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, Sequence[Any]]:
+        _require_all_tenants_open()
+        return "1 = 1", ()
+
+
+def _require_all_tenants_open() -> None:
+    if not all_tenants_open():
+        raise CrossTenantAccessRefused(
+            "The all_tenants manager reads every tenant's rows: use it inside "
+            "entra_auth.tenancy.all_tenants_context(), or the tenant-scoped manager."
+        )
+
+
+class _AllTenantsQuerySet(models.QuerySet):
+    """Writes are refused up front: Django runs them inside ``atomic()``, where a failure
+    raised while building the SQL would also break the caller's transaction."""
+
+    def update(self, **kwargs: Any) -> int:
+        _require_all_tenants_open()
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        _require_all_tenants_open()
+        return super().delete()
+
+
+class AllTenantsManager(models.Manager.from_queryset(_AllTenantsQuerySet)):
+    """The unscoped manager (``all_tenants``): every tenant's rows, inside
+    ``all_tenants_context()`` only."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(_AllTenantsOpen())
 
 
 def _is_tenant_filter(node: Any) -> bool:
@@ -115,11 +171,21 @@ class _CurrentTenant(models.Expression):
 
 
 def _claim(obj: TenantOwnedModel, tenant: str | None) -> None:
-    """Give ``obj`` the current tenant when it has none; refuse one that differs."""
+    """Give ``obj`` the current tenant when it has none; refuse one that differs.
+
+    Outside any tenant context a row can be written only with an explicit ``tenant_id`` inside
+    ``all_tenants_context()``: the database refuses anything else too (row-level security).
+    """
+    if tenant is None and not all_tenants_open():
+        raise TenantContextMissing(
+            f"Saving a {type(obj).__name__} needs a tenant context, or all_tenants_context() "
+            "and an explicit tenant_id."
+        )
     if obj.tenant_id is None:
         if tenant is None:
             raise TenantContextMissing(
-                f"Saving a {type(obj).__name__} needs a tenant context or an explicit tenant_id."
+                f"Saving a {type(obj).__name__} in all_tenants_context() needs an explicit "
+                "tenant_id."
             )
         obj.tenant_id = uuid.UUID(tenant)
         return
@@ -207,7 +273,7 @@ class TenantQuerySet(models.QuerySet):
         ]
         try:
             # The one deliberate cross-tenant query of a request: does the row exist at all?
-            with without_tenant():
+            with all_tenants_context():
                 match = (
                     unscoped.filter(*args, **kwargs)
                     .exclude(**{TENANT_FIELD: tenant})
@@ -325,8 +391,9 @@ class TenantOwnedModel(models.Model):
     tenant_id = models.UUIDField(db_index=True, editable=False)
 
     objects = TenantScopedManager()
-    # Unscoped on purpose: the admin, migrations and maintenance commands. Justify each use.
-    all_tenants = models.Manager()
+    # Unscoped on purpose, inside all_tenants_context() only: the admin and maintenance
+    # commands. Justify each use.
+    all_tenants = AllTenantsManager()
 
     class Meta:
         abstract = True
@@ -353,6 +420,21 @@ class TenantOwnedModel(models.Model):
         return super()._do_update(base_qs.filter(**{TENANT_FIELD: self.tenant_id}), *args, **kwargs)
 
 
+def current_scope() -> tuple[str | None, bool]:
+    """The current tenant, and whether every tenant is open (``all_tenants_context()``)."""
+    return current_tenant(), all_tenants_open()
+
+
+def _close_tenant_sessions(**kwargs: Any) -> None:
+    close_tenant_sessions(connections)
+
+
 @receiver(connection_created, dispatch_uid="entra_auth.tenancy.rls_settings")
 def _install_rls_settings(sender: Any, connection: Any, **kwargs: Any) -> None:
-    install_tenant_settings(connection, current_tenant)
+    install_tenant_settings(connection, current_scope)
+
+
+# A session left open to a tenant, or to all, is closed when its request or its
+# all_tenants_context() ends: a raw cursor that bypasses the wrapper then finds it closed.
+request_finished.connect(_close_tenant_sessions, dispatch_uid="entra_auth.tenancy.close")
+_on_all_tenants_closed.append(_close_tenant_sessions)

@@ -9,18 +9,15 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from entra_auth.admin import ReadOnlyAdminMixin
+from entra_auth.admin import AllTenantsAdminMixin, ReadOnlyAdminMixin
 
 from .currencies import quantum
 from .models import Payment, Refund
 
 
-class ReadOnlyAcrossTenantsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Staff see every tenant's rows (the admin has no tenant context) and change none."""
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        # Cross-tenant on purpose: the admin is the operators' view of all tenants.
-        return self.model.all_tenants.all()
+class ReadOnlyAcrossTenantsAdmin(AllTenantsAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Staff see every tenant's rows (the admin's views run in all_tenants_context()) and
+    change none."""
 
 
 class RefundInline(admin.TabularInline):
@@ -31,7 +28,8 @@ class RefundInline(admin.TabularInline):
     can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Refund]:
-        # Cross-tenant on purpose, as for the payment itself (the same tenant by construction).
+        # Cross-tenant on purpose, as for the payment itself (the same tenant by construction);
+        # the payment's admin view runs in all_tenants_context().
         return Refund.all_tenants.all()
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from entra_auth.tenancy import all_tenants_context
 from entra_auth.throttling import caller_key
 
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, IdempotencyRecord
@@ -90,6 +91,7 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
 def purge_expired(now=None) -> int:
     """Delete keys older than the TTL in every tenant; returns how many."""
     cutoff = (now or timezone.now()) - IDEMPOTENCY_KEY_TTL
-    # Maintenance across tenants is explicit: the unscoped manager.
-    deleted, _ = IdempotencyRecord.all_tenants.filter(created_at__lt=cutoff).delete()
+    # Maintenance across tenants is explicit: the unscoped manager, in all_tenants_context().
+    with all_tenants_context():
+        deleted, _ = IdempotencyRecord.all_tenants.filter(created_at__lt=cutoff).delete()
     return deleted

@@ -25,9 +25,13 @@ from entra_auth.checks import REQUEST_CONTEXT_MIDDLEWARE
 from entra_auth.context import canonical_tenant_id
 from entra_auth.rls import EnableRowLevelSecurity, TenantSettingsSync, install_tenant_settings
 from entra_auth.tenancy import (
+    CrossTenantAccessRefused,
     TenantContextMissing,
     TenantMismatch,
     activate_tenant,
+    all_tenants_context,
+    all_tenants_open,
+    current_scope,
     current_tenant,
     deactivate_tenant,
     tenant_context,
@@ -58,13 +62,14 @@ def snapshot() -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
     """Every tenant's rows (outside any tenant context, where nothing is filtered)."""
     assert current_tenant() is None
     # Unscoped: the test compares every tenant's rows before and after.
-    widgets = sorted(
-        (str(t), name) for t, name in Widget.all_tenants.values_list("tenant_id", "name")
-    )
-    parts = sorted(
-        (str(t), name, widget)
-        for t, name, widget in Part.all_tenants.values_list("tenant_id", "name", "widget__name")
-    )
+    with all_tenants_context():
+        widgets = sorted(
+            (str(t), name) for t, name in Widget.all_tenants.values_list("tenant_id", "name")
+        )
+        parts = sorted(
+            (str(t), name, widget)
+            for t, name, widget in Part.all_tenants.values_list("tenant_id", "name", "widget__name")
+        )
     return widgets, parts
 
 
@@ -176,10 +181,11 @@ READ_PATHS: dict[str, tuple[Callable[[SimpleNamespace], Any], Any]] = {
     "in_bulk": (lambda rows: [w.name for w in Widget.objects.in_bulk().values()], ["a-widget"]),
     "iterator": (lambda rows: [w.name for w in Widget.objects.iterator()], ["a-widget"]),
     "as a subquery": (
-        # Unscoped outer query on purpose: the scoped subquery alone must limit it.
+        # Unscoped outer query (the plain base manager) on purpose: the scoped subquery
+        # alone must limit it.
         lambda rows: [
             p.name
-            for p in Part.all_tenants.filter(widget__in=Subquery(Widget.objects.values("pk")))
+            for p in Part._base_manager.filter(widget__in=Subquery(Widget.objects.values("pk")))
         ],
         ["a-part"],
     ),
@@ -261,9 +267,35 @@ def test_concurrent_async_tasks_read_only_their_tenants_rows(rows: SimpleNamespa
     assert async_to_sync(main)() == [["a-widget"], ["b-widget"]]
 
 
-def test_all_tenants_sees_every_tenants_rows_outside_a_context(rows: SimpleNamespace) -> None:
+def test_all_tenants_sees_every_tenants_rows_in_all_tenants_context(rows: SimpleNamespace) -> None:
     # Unscoped on purpose: this is what the admin and maintenance commands use.
-    assert sorted(w.name for w in Widget.all_tenants.all()) == ["a-widget", "b-widget"]
+    with all_tenants_context():
+        assert sorted(w.name for w in Widget.all_tenants.all()) == ["a-widget", "b-widget"]
+        # A tenant context inside the block confines what follows to that tenant again.
+        with tenant_context(TENANT_A):
+            assert [w.name for w in Widget.objects.all()] == ["a-widget"]
+            with pytest.raises(CrossTenantAccessRefused):
+                list(Widget.all_tenants.all())
+    assert not all_tenants_open()
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param(lambda: list(Widget.all_tenants.all()), id="read"),
+        pytest.param(lambda: Widget.all_tenants.count(), id="count"),
+        pytest.param(lambda: Widget.all_tenants.update(name="x"), id="update"),
+        pytest.param(lambda: Widget.all_tenants.filter(name="b-widget").delete(), id="delete"),
+    ],
+)
+@pytest.mark.parametrize("inside", ["no context", "a tenant context"])
+def test_all_tenants_is_refused_outside_all_tenants_context(
+    rows: SimpleNamespace, use: Any, inside: str
+) -> None:
+    context = tenant_context(TENANT_A) if inside == "a tenant context" else contextlib.nullcontext()
+    with context, pytest.raises(CrossTenantAccessRefused):
+        use()
+    assert snapshot()[0] == sorted([(TENANT_A, "a-widget"), (TENANT_B, "b-widget")])
 
 
 def test_raw_sql_through_the_scoped_manager_is_refused(rows: SimpleNamespace) -> None:
@@ -284,13 +316,16 @@ def test_new_rows_take_the_current_tenant(db: None) -> None:
         )
         part = created.parts.create(name="related")
     assert {str(obj.tenant_id) for obj in (created, saved, *bulk, part)} == {TENANT_A}
-    assert {str(t) for t in Widget.all_tenants.values_list("tenant_id", flat=True)} == {TENANT_A}
+    assert {tenant for tenant, _name in snapshot()[0]} == {TENANT_A}
 
 
-def test_save_outside_a_context_needs_an_explicit_tenant(db: None) -> None:
-    Widget(name="maintenance", tenant_id=TENANT_B).save()
+def test_save_outside_a_tenant_context_needs_all_tenants_context_and_a_tenant(db: None) -> None:
+    with all_tenants_context():
+        Widget(name="maintenance", tenant_id=TENANT_B).save()
+        with pytest.raises(TenantContextMissing):
+            Widget(name="nobody's").save()
     with pytest.raises(TenantContextMissing):
-        Widget(name="nobody's").save()
+        Widget(name="outside", tenant_id=TENANT_B).save()
     assert snapshot()[0] == [(TENANT_B, "maintenance")]
 
 
@@ -418,10 +453,10 @@ def test_every_write_across_tenants_is_refused(rows: SimpleNamespace, path: str)
     assert snapshot() == before
 
 
-def test_a_foreign_key_into_another_tenant_is_refused_outside_a_context_too(
+def test_a_foreign_key_into_another_tenant_is_refused_in_all_tenants_context_too(
     rows: SimpleNamespace,
 ) -> None:
-    with pytest.raises(TenantMismatch):
+    with all_tenants_context(), pytest.raises(TenantMismatch):
         Part(widget=rows.b.widget, name="x", tenant_id=TENANT_A).save()
 
 
@@ -529,7 +564,7 @@ def _run(sync: TenantSettingsSync, sql: str = "SELECT 1") -> None:
 
 def test_settings_are_set_only_when_the_tenant_changes() -> None:
     fake = _fake_connection()
-    sync = TenantSettingsSync(fake, current_tenant)
+    sync = TenantSettingsSync(fake, current_scope)
     _run(sync)
     _run(sync)
     with tenant_context(TENANT_A):
@@ -537,19 +572,33 @@ def test_settings_are_set_only_when_the_tenant_changes() -> None:
         _run(sync)
     with tenant_context(TENANT_B):
         _run(sync)
+    with all_tenants_context():
+        _run(sync)
     _run(sync)
+    # Outside any context the session is closed to every tenant; open only when asked.
     assert fake.connection.set_configs == [
-        ("", "on"),
+        ("", "off"),
         (TENANT_A, "off"),
         (TENANT_B, "off"),
         ("", "on"),
+        ("", "off"),
     ]
+
+
+def test_closing_the_session_sets_it_closed_once_and_only_when_open() -> None:
+    fake = _fake_connection()
+    sync = TenantSettingsSync(fake, current_scope)
+    with tenant_context(TENANT_A):
+        _run(sync)
+    sync.close_session()
+    sync.close_session()
+    assert fake.connection.set_configs == [(TENANT_A, "off"), ("", "off")]
 
 
 def test_settings_are_set_again_after_a_rollback_to_a_savepoint() -> None:
     fake = _fake_connection()
     fake.connection.autocommit = False
-    sync = TenantSettingsSync(fake, current_tenant)
+    sync = TenantSettingsSync(fake, current_scope)
     with tenant_context(TENANT_A):
         _run(sync)
         _run(sync, 'ROLLBACK TO SAVEPOINT "s1"')
@@ -560,7 +609,7 @@ def test_settings_are_set_again_after_a_rollback_to_a_savepoint() -> None:
 def test_settings_made_inside_a_transaction_are_set_again_after_it_ends() -> None:
     fake = _fake_connection()
     fake.connection.autocommit = False
-    sync = TenantSettingsSync(fake, current_tenant)
+    sync = TenantSettingsSync(fake, current_scope)
     with tenant_context(TENANT_A):
         _run(sync)
         _run(sync)
@@ -572,7 +621,7 @@ def test_settings_made_inside_a_transaction_are_set_again_after_it_ends() -> Non
 def test_nothing_is_set_in_an_aborted_transaction() -> None:
     fake = _fake_connection()
     fake.connection.info.transaction_status = INERROR
-    sync = TenantSettingsSync(fake, current_tenant)
+    sync = TenantSettingsSync(fake, current_scope)
     with tenant_context(TENANT_A):
         _run(sync, 'ROLLBACK TO SAVEPOINT "s1"')
     assert fake.connection.set_configs == []
@@ -580,20 +629,20 @@ def test_nothing_is_set_in_an_aborted_transaction() -> None:
 
 def test_the_wrapper_is_installed_once_first_and_only_on_postgresql() -> None:
     other = _fake_connection("sqlite")
-    install_tenant_settings(other, current_tenant)
+    install_tenant_settings(other, current_scope)
     assert other.execute_wrappers == []
 
     fake = _fake_connection()
     existing = object()
     fake.execute_wrappers.append(existing)
-    install_tenant_settings(fake, current_tenant)
+    install_tenant_settings(fake, current_scope)
     sync = fake.execute_wrappers[0]
     assert isinstance(sync, TenantSettingsSync) and fake.execute_wrappers[1] is existing
     _run(sync)
-    install_tenant_settings(fake, current_tenant)  # a reconnect: a new, empty session
+    install_tenant_settings(fake, current_scope)  # a reconnect: a new, empty session
     _run(sync)
     assert len(fake.execute_wrappers) == 2
-    assert fake.connection.set_configs == [("", "on"), ("", "on")]
+    assert fake.connection.set_configs == [("", "off"), ("", "off")]
 
 
 # --- PostgreSQL row-level security, for real --------------------------------------------------
@@ -629,11 +678,29 @@ class TestPostgresRowLevelSecurity:
         with tenant_context(TENANT_A):
             assert _raw_names() == ["a-widget"]
             assert _raw_names("tenancy_app_part") == ["a-part"]
-            # Even the unscoped manager is confined to the tenant by the database.
-            assert [w.name for w in Widget.all_tenants.all()] == ["a-widget"]
+            # Even Django's plain base manager is confined to the tenant by the database.
+            assert [w.name for w in Widget._base_manager.all()] == ["a-widget"]
 
-    def test_raw_sql_outside_any_context_sees_every_tenant(self, rows: SimpleNamespace) -> None:
-        assert _raw_names() == ["a-widget", "b-widget"]
+    def test_raw_sql_outside_any_context_sees_no_tenants_rows(self, rows: SimpleNamespace) -> None:
+        assert _raw_names() == []
+        assert _raw_names("tenancy_app_part") == []
+        assert list(Widget._base_manager.all()) == []
+
+    def test_raw_sql_in_all_tenants_context_sees_every_tenant_and_only_there(
+        self, rows: SimpleNamespace
+    ) -> None:
+        with all_tenants_context():
+            assert _raw_names() == ["a-widget", "b-widget"]
+        assert _raw_names() == []
+
+    def test_a_raw_cursor_that_bypasses_the_wrapper_finds_the_session_closed(
+        self, rows: SimpleNamespace
+    ) -> None:
+        with all_tenants_context():
+            assert _raw_names() == ["a-widget", "b-widget"]
+        with tenant_context(TENANT_A), connection.connection.cursor() as raw_cursor:
+            raw_cursor.execute("SELECT name FROM tenancy_app_widget")
+            assert raw_cursor.fetchall() == []
 
     def test_raw_writes_into_another_tenant_are_refused_by_the_policy(
         self, rows: SimpleNamespace
@@ -664,7 +731,8 @@ class TestPostgresRowLevelSecurity:
     def test_a_rolled_back_transaction_does_not_leave_stale_settings(
         self, rows: SimpleNamespace
     ) -> None:
-        assert _raw_names() == ["a-widget", "b-widget"]
+        with all_tenants_context():
+            assert _raw_names() == ["a-widget", "b-widget"]
         with tenant_context(TENANT_A):
             with pytest.raises(Boom), transaction.atomic():
                 assert _raw_names() == ["a-widget"]

@@ -15,6 +15,7 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from entra_auth.tenancy import all_tenants_context
 from payments.models import IdempotencyRecord, Payment, Refund
 from tests.factories import Caller
 from tests.fake_entra import TENANT_A, TENANT_B, FakeEntra
@@ -75,11 +76,12 @@ def row_counts(db: None) -> Callable[[], dict[str, int]]:
     """Rows of every tenant (unscoped on purpose): compare before and after a refused request."""
 
     def count() -> dict[str, int]:
-        return {
-            "payments": Payment.all_tenants.count(),
-            "refunds": Refund.all_tenants.count(),
-            "idempotency_keys": IdempotencyRecord.all_tenants.count(),
-        }
+        with all_tenants_context():
+            return {
+                "payments": Payment.all_tenants.count(),
+                "refunds": Refund.all_tenants.count(),
+                "idempotency_keys": IdempotencyRecord.all_tenants.count(),
+            }
 
     return count
 

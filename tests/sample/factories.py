@@ -12,6 +12,7 @@ from typing import Any
 import factory
 from django.db.models import F
 
+from entra_auth.tenancy import tenant_context
 from payments.models import Payment, Refund
 from tests.factories import Caller, TenantOwnedFactory, app_oid, user_oid
 from tests.fake_entra import CLIENT_APP_ID, TENANT_A, TENANT_B
@@ -99,3 +100,11 @@ __all__ = [
     "app_oid",
     "user_oid",
 ]
+
+
+def refresh(row: Any) -> Any:
+    """Re-read a tenant-owned row as its own tenant (outside any tenant context the database
+    shows no tenant's rows)."""
+    with tenant_context(str(row.tenant_id)):
+        row.refresh_from_db()
+    return row

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from entra_auth.tenancy import all_tenants_context
 from payments.models import Payment, Refund
 from tests.fake_entra import TENANT_A, TENANT_B
 from tests.sample.factories import PaymentFactory, RefundFactory
@@ -52,9 +53,12 @@ def table(response) -> str:
 
 def snapshot() -> list[tuple]:
     # Unscoped on purpose: every tenant's rows, before and after an operator acts.
-    return sorted(
-        Payment.all_tenants.values_list("id", "amount", "status", "refunded_amount", "description")
-    ) + sorted(Refund.all_tenants.values_list("id", "amount", "payment_id"))
+    with all_tenants_context():
+        return sorted(
+            Payment.all_tenants.values_list(
+                "id", "amount", "status", "refunded_amount", "description"
+            )
+        ) + sorted(Refund.all_tenants.values_list("id", "amount", "payment_id"))
 
 
 # --- reading across tenants -----------------------------------------------------------------

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from entra_auth.audit import AuditEvent, EventType, Outcome, Reason
 from entra_auth.logging import JsonFormatter
+from entra_auth.tenancy import all_tenants_context
 from payments.models import Payment
 from tests.fake_entra import CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
 from tests.sample.factories import READER, REFUNDER, WRITER, Caller, PaymentFactory, user_oid
@@ -140,7 +141,8 @@ def test_missing_audit_table_leaves_a_payment_creation_intact(send, audit_table_
     assert response.status_code == 201, response.content
     # The failed INSERT rolled back only its savepoint: the payment and its key committed.
     assert replay.status_code == 201 and replay.json() == response.json()
-    assert Payment.all_tenants.filter(pk=response.json()["id"]).exists()
+    with all_tenants_context():
+        assert Payment.all_tenants.filter(pk=response.json()["id"]).exists()
     failures = [r for r in caplog.records if r.name == "entra_auth.audit"]
     assert failures and "payment_created" in failures[0].getMessage()
     assert all(JWT_PREFIX not in JsonFormatter().format(r) for r in failures)

@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from entra_auth.tenancy import all_tenants_context
 from payments.demo import DEMO_TENANT_A, DEMO_TENANT_B
 from payments.idempotency import IDEMPOTENCY_KEY_TTL
 from payments.models import IdempotencyRecord, Payment
@@ -38,10 +39,11 @@ def run(command: str, *args: str) -> tuple[str, str]:
 def payments_by_tenant() -> dict[str, list[tuple[str, str]]]:
     # Unscoped on purpose: the commands write into several tenants.
     rows: dict[str, list[tuple[str, str]]] = {}
-    for tenant, amount, currency in Payment.all_tenants.values_list(
-        "tenant_id", "amount", "currency"
-    ):
-        rows.setdefault(str(tenant), []).append((f"{Decimal(amount):.3f}", currency))
+    with all_tenants_context():
+        for tenant, amount, currency in Payment.all_tenants.values_list(
+            "tenant_id", "amount", "currency"
+        ):
+            rows.setdefault(str(tenant), []).append((f"{Decimal(amount):.3f}", currency))
     return {tenant: sorted(found) for tenant, found in rows.items()}
 
 
@@ -53,17 +55,20 @@ def test_seed_demo_creates_payments_in_the_two_demo_tenants() -> None:
 
     assert out == "Demo data: 5 payment(s) created in the demo tenants.\n"
     assert payments_by_tenant() == DEMO_PAYMENTS
-    assert set(Payment.all_tenants.values_list("status", flat=True)) == {"captured"}
+    with all_tenants_context():
+        assert set(Payment.all_tenants.values_list("status", flat=True)) == {"captured"}
 
 
 def test_seed_demo_run_again_creates_nothing() -> None:
     run("seed_demo")
-    first = sorted(Payment.all_tenants.values_list("id", flat=True))
+    with all_tenants_context():
+        first = sorted(Payment.all_tenants.values_list("id", flat=True))
 
     out, _ = run("seed_demo")
 
     assert out == "Demo data: 0 payment(s) created in the demo tenants.\n"
-    assert sorted(Payment.all_tenants.values_list("id", flat=True)) == first
+    with all_tenants_context():
+        assert sorted(Payment.all_tenants.values_list("id", flat=True)) == first
 
 
 def test_seed_demo_leaves_a_demo_tenant_that_has_payments_alone() -> None:
@@ -114,9 +119,10 @@ def test_demo_payments_are_served_to_the_demo_tenants_callers(
 
 def _age(tenant: str, key: str, age: timedelta) -> None:
     # Unscoped on purpose: back-date one tenant's key as if time had passed.
-    aged = IdempotencyRecord.all_tenants.filter(tenant_id=tenant, key=key).update(
-        created_at=timezone.now() - age
-    )
+    with all_tenants_context():
+        aged = IdempotencyRecord.all_tenants.filter(tenant_id=tenant, key=key).update(
+            created_at=timezone.now() - age
+        )
     assert aged == 1
 
 
@@ -134,11 +140,13 @@ def test_purge_deletes_only_keys_older_than_24_hours_in_every_tenant(
     out, _ = run("payments_purge_idempotency_keys")
 
     assert out == "Deleted 4 expired idempotency key(s).\n"
-    kept = IdempotencyRecord.all_tenants.values_list("tenant_id", "key")
+    with all_tenants_context():
+        kept = list(IdempotencyRecord.all_tenants.values_list("tenant_id", "key"))
     assert sorted((str(t), k) for t, k in kept) == sorted(
         [(TENANT_A, "recent"), (TENANT_B, "recent")]
     )
-    assert Payment.all_tenants.count() == 6
+    with all_tenants_context():
+        assert Payment.all_tenants.count() == 6
 
 
 def test_purge_with_nothing_expired_deletes_nothing(call: Callable[..., Any]) -> None:
@@ -147,7 +155,8 @@ def test_purge_with_nothing_expired_deletes_nothing(call: Callable[..., Any]) ->
     out, _ = run("payments_purge_idempotency_keys")
 
     assert out == "Deleted 0 expired idempotency key(s).\n"
-    assert IdempotencyRecord.all_tenants.count() == 1
+    with all_tenants_context():
+        assert IdempotencyRecord.all_tenants.count() == 1
 
 
 def test_a_purged_key_acts_again_while_a_kept_key_still_replays(call: Callable[..., Any]) -> None:
@@ -162,7 +171,8 @@ def test_a_purged_key_acts_again_while_a_kept_key_still_replays(call: Callable[.
     assert expired_again.status_code == 201 and "Idempotent-Replayed" not in expired_again
     assert expired_again.json()["id"] != expired.json()["id"]
     assert kept_again.json() == kept.json() and kept_again["Idempotent-Replayed"] == "true"
-    assert Payment.all_tenants.count() == 3
+    with all_tenants_context():
+        assert Payment.all_tenants.count() == 3
 
 
 # --- quickstart -----------------------------------------------------------------------------

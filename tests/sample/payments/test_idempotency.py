@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from entra_auth.tenancy import tenant_context
+from entra_auth.tenancy import all_tenants_context, tenant_context
 from payments.idempotency import IDEMPOTENCY_KEY_TTL, purge_expired
 from payments.models import IdempotencyRecord, Payment, Refund
 from tests.fake_entra import OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
@@ -20,6 +20,7 @@ from tests.sample.factories import (
     WRITER,
     Caller,
     PaymentFactory,
+    refresh,
 )
 
 pytestmark = pytest.mark.django_db
@@ -98,7 +99,7 @@ def test_a_refund_replayed_with_the_same_key_answers_the_original_and_refunds_on
     assert first.status_code == 201, first.content
     assert (replay.status_code, replay.json(), replay[REPLAYED]) == (201, first.json(), "true")
     assert row_counts() == after_first
-    payment.refresh_from_db()
+    refresh(payment)
     assert (payment.refunded_amount, payment.status) == (Decimal("60.00"), "partially_refunded")
 
 
@@ -116,7 +117,8 @@ def test_a_refund_replay_answers_the_original_even_once_nothing_is_left_to_refun
 
     assert (first.status_code, rest.status_code) == (201, 201)
     assert (replay.status_code, replay.json()) == (201, first.json())
-    assert Refund.all_tenants.count() == 2
+    with all_tenants_context():
+        assert Refund.all_tenants.count() == 2
 
 
 def test_requests_without_a_key_are_not_deduplicated(
@@ -200,7 +202,7 @@ def test_a_key_reused_for_another_request_path_is_refused_with_nothing_created(
     assert first.status_code == 201
     assert error_body(response, 422) == REUSED
     assert row_counts() == before
-    payment.refresh_from_db()
+    refresh(payment)
     assert payment.refunded_amount == 0
 
 
@@ -246,7 +248,8 @@ def test_a_key_is_kept_in_the_callers_tenant(call: Callable[..., Any]) -> None:
     call(WRITER.in_tenant(TENANT_B), "post", LIST, BODY, Idempotency_Key="order-42")
 
     # Unscoped on purpose: where the key row landed.
-    record = IdempotencyRecord.all_tenants.get()
+    with all_tenants_context():
+        record = IdempotencyRecord.all_tenants.get()
     assert (str(record.tenant_id), record.key, record.response_status) == (
         TENANT_B,
         "order-42",
@@ -309,7 +312,8 @@ def test_keys_of_visible_ascii_up_to_255_characters_are_accepted(
     replay = call(WRITER, "post", LIST, BODY, Idempotency_Key=key)
 
     assert (first.status_code, replay.status_code, replay[REPLAYED]) == (201, 201, "true")
-    assert Payment.all_tenants.count() == 1
+    with all_tenants_context():
+        assert Payment.all_tenants.count() == 1
 
 
 def test_a_refused_create_does_not_use_up_its_key(
@@ -362,7 +366,8 @@ def _key_created_at(tenant: str, key: str, created_at: datetime) -> None:
             key=key, caller="user:x", request_fingerprint="0" * 64, response_status=201
         )
     # Unscoped on purpose: back-date the row, whatever its tenant.
-    IdempotencyRecord.all_tenants.filter(pk=record.pk).update(created_at=created_at)
+    with all_tenants_context():
+        IdempotencyRecord.all_tenants.filter(pk=record.pk).update(created_at=created_at)
 
 
 def test_purge_deletes_keys_older_than_the_retention_period_in_every_tenant() -> None:
@@ -376,7 +381,8 @@ def test_purge_deletes_keys_older_than_the_retention_period_in_every_tenant() ->
     deleted = purge_expired(now=now)
 
     assert deleted == 2
-    remaining = IdempotencyRecord.all_tenants.values_list("tenant_id", "key")
+    with all_tenants_context():
+        remaining = list(IdempotencyRecord.all_tenants.values_list("tenant_id", "key"))
     assert sorted((str(t), k) for t, k in remaining) == sorted(
         (tenant, key) for tenant in (TENANT_A, TENANT_B) for key in ("exactly-24h", "fresh")
     )
@@ -419,7 +425,7 @@ def test_concurrent_refunds_with_one_key_refund_once(
     assert [r.status_code for r in responses] == [201] * 6
     assert len({r.json()["id"] for r in responses}) == 1
     assert row_counts() == {"payments": 1, "refunds": 1, "idempotency_keys": 1}
-    payment.refresh_from_db()
+    refresh(payment)
     assert payment.refunded_amount == Decimal("30.00")
 
 

@@ -12,11 +12,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from entra_auth.conf import MAX_REQUEST_BODY_BYTES
-from entra_auth.tenancy import tenant_context
+from entra_auth.tenancy import all_tenants_context, tenant_context
 from payments.models import Payment
 from payments.serializers import DESCRIPTION_MAX_LENGTH
 from tests.fake_entra import TENANT_A, FakeEntra
-from tests.sample.factories import REFUNDER, WRITER, PaymentFactory
+from tests.sample.factories import REFUNDER, WRITER, PaymentFactory, refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -327,7 +327,8 @@ def test_valid_edge_values_are_accepted(
     response = call(WRITER, "post", LIST, body)
 
     assert response.status_code == 201, response.content
-    payment = Payment.all_tenants.get()
+    with all_tenants_context():
+        payment = Payment.all_tenants.get()
     assert (payment.amount, payment.currency, payment.description) == (
         Decimal(stored[0]),
         stored[1],
@@ -418,7 +419,7 @@ def test_an_invalid_refund_is_refused_field_by_field_with_nothing_created(
 
     assert error_body(response, 400) == {"detail": INVALID, **errors}
     assert row_counts() == before
-    payment.refresh_from_db()
+    refresh(payment)
     assert (payment.refunded_amount, payment.status) == (0, "captured")
 
 
