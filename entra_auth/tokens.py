@@ -434,15 +434,19 @@ def validate_access_token(
 def signing_key_from_jwk(jwk: Mapping[str, Any]) -> SigningKey | None:
     """Parse one JWKS entry usable for RS256 signature checks; anything else is skipped.
 
-    Only ``n``/``e`` are read: certificates (``x5c``) and URLs in a key are never followed.
+    Only ``n``/``e`` are read: certificates (``x5c``) and URLs in a key are never followed. A
+    key whose ``key_ops`` (RFC 7517 §4.3) does not list ``verify`` is not for verifying.
     """
     kid = jwk.get("kid")
+    key_ops = jwk.get("key_ops", ("verify",))
     if (
         jwk.get("kty") != "RSA"
         or not isinstance(kid, str)
         or not kid
         or jwk.get("use", "sig") != "sig"
         or jwk.get("alg", ALLOWED_ALGORITHM) != ALLOWED_ALGORITHM
+        or not isinstance(key_ops, (list, tuple))
+        or "verify" not in key_ops
     ):
         return None
     try:

@@ -701,6 +701,9 @@ def _short_rsa_entry(fake: FakeEntra) -> tuple[dict[str, Any], str]:
         pytest.param(_changed_entry(kty="EC"), id="kty-EC-with-rsa-members"),
         pytest.param(_changed_entry(kty="oct"), id="kty-oct"),
         pytest.param(_changed_entry(use="enc"), id="use-enc"),
+        pytest.param(_changed_entry(key_ops=["sign"]), id="key-ops-without-verify"),
+        pytest.param(_changed_entry(key_ops=[]), id="key-ops-empty"),
+        pytest.param(_changed_entry(key_ops="verify"), id="key-ops-not-a-list"),
         pytest.param(_changed_entry(alg="RS384"), id="alg-RS384"),
         pytest.param(_changed_entry(alg="PS256"), id="alg-PS256"),
         pytest.param(_changed_entry(alg="HS256"), id="alg-HS256"),
@@ -721,6 +724,12 @@ def test_unusable_jwks_entry_is_skipped(fake_entra, api_client, published):
     serve_jwks(fake_entra, entry)
 
     assert_invalid_token(get_me(api_client, token))
+
+
+def test_a_key_whose_key_ops_include_verify_is_used(fake_entra, api_client):
+    serve_jwks(fake_entra, jwk_of(fake_entra.signing_key, key_ops=["verify", "encrypt"]))
+
+    assert get_me(api_client, fake_entra.token()).status_code == 200
 
 
 def test_unusable_entries_do_not_hide_the_usable_key_beside_them(fake_entra, api_client):
