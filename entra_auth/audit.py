@@ -317,5 +317,14 @@ def _tenant_denied(sender: Any, request: Any, object_id: Any = "", **kwargs: Any
 
 
 @receiver(rate_limited, dispatch_uid="entra_auth.audit.rate_limited")
-def _rate_limited(sender: Any, request: Any, reason: str, **kwargs: Any) -> None:
-    record(EventType.RATE_LIMITED, request=request, outcome=Outcome.DENIED, reason=reason)
+def _rate_limited(sender: Any, request: Any, reason: str, user: Any = None, **kwargs: Any) -> None:
+    # A caller refused right after authentication is not request.user yet: name it here.
+    record(
+        EventType.RATE_LIMITED,
+        request=request,
+        outcome=Outcome.DENIED,
+        reason=reason,
+        tenant_id=getattr(user, "tid", None),
+        subject_oid=getattr(user, "oid", None),
+        app_id=getattr(user, "app_id", None),
+    )

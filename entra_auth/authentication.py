@@ -26,7 +26,11 @@ from .exceptions import (
 from .keys import KeysUnavailable
 from .principal import EntraPrincipal, principal_for
 from .signals import authentication_failed, authentication_succeeded
-from .throttling import count_failed_authentication, refuse_if_failing_too_often
+from .throttling import (
+    count_failed_authentication,
+    refuse_if_caller_over_limit,
+    refuse_if_failing_too_often,
+)
 from .tokens import TokenError
 from .validation import get_validator
 
@@ -68,6 +72,8 @@ class EntraJWTAuthentication(BaseAuthentication):
         else:
             user, claims = self._authenticated(claims)
             authentication_succeeded.send_robust(sender=type(self), request=request, user=user)
+            # Before authorization: refused calls count against the caller's limit too.
+            refuse_if_caller_over_limit(request, user)
             return user, claims
         setattr(request, _FAILURE_ATTRIBUTE, failure)
         count_failed_authentication(request)

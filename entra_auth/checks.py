@@ -26,6 +26,7 @@ SUPPORTED_TOKEN_VERSIONS = frozenset({"1.0", "2.0"})
 MAX_SENSIBLE_CLOCK_SKEW_S = 600
 AUTHENTICATION_CLASS = "entra_auth.authentication.EntraJWTAuthentication"
 REQUEST_CONTEXT_MIDDLEWARE = "entra_auth.middleware.RequestContextMiddleware"
+ADMIN_LOGIN_MIDDLEWARE = "entra_auth.http.admin_login.AdminLoginRateLimitMiddleware"
 PROCESS_LOCAL_CACHES = frozenset(
     {
         "django.core.cache.backends.locmem.LocMemCache",
@@ -247,7 +248,7 @@ def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if not _settings_are_well_formed():
         return []
     messages: list[Any] = []
-    for name in ("API_RATE_LIMIT", "AUTH_FAILURE_RATE_LIMIT"):
+    for name in ("API_RATE_LIMIT", "AUTH_FAILURE_RATE_LIMIT", "ADMIN_LOGIN_RATE_LIMIT"):
         rate = getattr(entra_settings, name)
         if rate is None:
             continue
@@ -304,11 +305,18 @@ def check_project_wiring(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     ratelimit_cache = getattr(settings, "RATELIMIT_USE_CACHE", DJANGO_RATELIMIT_DEFAULT_CACHE)
-    if entra_settings.AUTH_FAILURE_RATE_LIMIT and ratelimit_cache != alias:
+    # The limits django-ratelimit counts for entra_auth: failed authentications, and failed
+    # admin logins where their middleware is installed.
+    counted_by_django_ratelimit = bool(entra_settings.AUTH_FAILURE_RATE_LIMIT) or bool(
+        entra_settings.ADMIN_LOGIN_RATE_LIMIT
+        and ADMIN_LOGIN_MIDDLEWARE in (getattr(settings, "MIDDLEWARE", None) or ())
+    )
+    if counted_by_django_ratelimit and ratelimit_cache != alias:
         messages.append(
             Error(
                 _(
-                    "Failed authentications would be counted in the cache %(ratelimit)r "
+                    "Failed authentications or admin logins would be counted in the cache "
+                    "%(ratelimit)r "
                     "(RATELIMIT_USE_CACHE, django-ratelimit's setting) and everything else "
                     "in %(alias)r (ENTRA_AUTH['CACHE_ALIAS'])."
                 )

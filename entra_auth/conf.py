@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     # failed authentications per client IP. None turns one off.
     "API_RATE_LIMIT": "300/m",
     "AUTH_FAILURE_RATE_LIMIT": "30/m",
+    # Failed Django admin logins per client IP and per username
+    # (entra_auth.http.admin_login.AdminLoginRateLimitMiddleware). None turns it off.
+    "ADMIN_LOGIN_RATE_LIMIT": "5/m",
     # Per-caller requests a process counts in memory before adding them to the shared cache
     # (at most, and at most a twentieth of the limit): 1 writes every request (exact, slower).
     "API_RATE_LIMIT_BATCH": API_RATE_LIMIT_BATCH,
@@ -165,6 +168,7 @@ SETTING_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "TRUSTED_PROXIES": ("a list of strings", _is_texts),
     "API_RATE_LIMIT": ("a rate string such as '300/m', or None", _is_optional_text),
     "AUTH_FAILURE_RATE_LIMIT": ("a rate string such as '30/m', or None", _is_optional_text),
+    "ADMIN_LOGIN_RATE_LIMIT": ("a rate string such as '5/m', or None", _is_optional_text),
     "API_RATE_LIMIT_BATCH": ("a whole number", _is_count),
     "RATE_LIMIT_FAIL_OPEN": ("True or False", _is_flag),
     "API_PATH_PREFIXES": ("a list of strings", _is_texts),

@@ -65,6 +65,7 @@ class Reason(models.TextChoices):
     OTHER_TENANT = "other_tenant", "Object of another tenant"
     CALLER_RATE_LIMIT = "caller_rate_limit", "Caller over its rate limit"
     AUTH_FAILURE_RATE_LIMIT = "auth_failure_rate_limit", "Too many failed authentications"
+    ADMIN_LOGIN_RATE_LIMIT = "admin_login_rate_limit", "Too many failed admin logins"
 
 
 class AuditEvent(models.Model):

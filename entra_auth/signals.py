@@ -32,6 +32,7 @@ authorization_denied = Signal()
 tenant_denied = Signal()
 
 # A request was refused with 429; ``reason`` is ``caller_rate_limit`` (an authenticated
-# caller over API_RATE_LIMIT) or ``auth_failure_rate_limit`` (a client IP over
-# AUTH_FAILURE_RATE_LIMIT).
+# caller over API_RATE_LIMIT, given as ``user``), ``auth_failure_rate_limit`` (a client IP
+# over AUTH_FAILURE_RATE_LIMIT) or ``admin_login_rate_limit`` (too many failed admin logins
+# from an address or for a username, ADMIN_LOGIN_RATE_LIMIT).
 rate_limited = Signal()

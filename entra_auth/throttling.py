@@ -1,7 +1,9 @@
 """Rate limits, counted in the shared cache (docs/rate-limits.md).
 
-- ``CallerRateThrottle`` (a DRF throttle): requests per authenticated caller, keyed by
-  tenant and user (``oid``) or tenant and application for app-only callers. Every request
+- Requests per authenticated caller, keyed by tenant and user (``oid``) or tenant and
+  application for app-only callers, counted by ``EntraJWTAuthentication`` right after it
+  accepts a token, before any permission is checked (``CallerRateThrottle`` is kept for
+  projects that list it; it never counts a request twice). Every request
   counts, so each process counts in memory and writes to the cache in batches
   (``entra_auth.rate_counter``): exact for small limits, within ``(workers - 1) x (batch - 1)``
   requests per window for large ones, and never a cache round trip for most requests.
@@ -100,26 +102,56 @@ _caller_counter = BatchedRateCounter(
 )
 
 
+# Set on the Django request once its caller has been counted, so nothing counts it twice.
+_COUNTED_ATTRIBUTE = "_entra_auth_caller_counted"
+
+
+def _caller_wait(request: Any, user: Any) -> int | None:
+    """Count one request of ``user``; the seconds to wait when it is over its limit."""
+    rate = entra_settings.API_RATE_LIMIT
+    key = caller_key(user)
+    django_request = getattr(request, "_request", request)
+    if not rate or key is None or vars(django_request).get(_COUNTED_ATTRIBUTE):
+        return None
+    setattr(django_request, _COUNTED_ATTRIBUTE, True)
+    count = _caller_counter.hit(key, parsed_rate(rate))
+    if count.over:
+        return count.seconds_left
+    if not count.shared and not entra_settings.RATE_LIMIT_FAIL_OPEN:
+        return UNKNOWN_WAIT_S
+    return None
+
+
+def refuse_if_caller_over_limit(request: Any, user: Any) -> None:
+    """429 once ``user`` is over ``API_RATE_LIMIT``: counted right after authentication, so a
+    caller whose requests are all refused (403, 404) meets the limit too."""
+    wait = _caller_wait(request, user)
+    if wait is None:
+        return
+    rate_limited.send_robust(
+        sender=CallerRateThrottle, request=request, reason=CALLER_RATE_LIMIT, user=user
+    )
+    raise Throttled(wait=wait)
+
+
 class CallerRateThrottle(BaseThrottle):
-    """``ENTRA_AUTH["API_RATE_LIMIT"]`` requests per authenticated caller (e.g. ``300/m``)."""
+    """``ENTRA_AUTH["API_RATE_LIMIT"]`` requests per authenticated caller (e.g. ``300/m``).
+
+    ``EntraJWTAuthentication`` applies the limit itself, before authorization; this throttle
+    only counts a caller that was not counted there (a custom authentication step), and never
+    counts a request twice.
+    """
 
     def __init__(self) -> None:
         self._wait: int | None = None
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        rate = entra_settings.API_RATE_LIMIT
-        key = caller_key(request.user)
-        if not rate or key is None:
+        self._wait = _caller_wait(request, request.user)
+        if self._wait is None:
             return True
-        count = _caller_counter.hit(key, parsed_rate(rate))
-        if count.over:
-            self._wait = count.seconds_left
-        elif not count.shared and not entra_settings.RATE_LIMIT_FAIL_OPEN:
-            self._wait = UNKNOWN_WAIT_S
-        else:
-            self._wait = None
-            return True
-        rate_limited.send_robust(sender=type(self), request=request, reason=CALLER_RATE_LIMIT)
+        rate_limited.send_robust(
+            sender=type(self), request=request, reason=CALLER_RATE_LIMIT, user=request.user
+        )
         return False
 
     def wait(self) -> float | None:

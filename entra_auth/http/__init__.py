@@ -9,5 +9,7 @@ importing the core of entra_auth imports none of them:
 - ``entra_auth.http.request_log``: ``RequestLogMiddleware``, one JSON log line per request;
 - ``entra_auth.http.health``: liveness and readiness views (``entra_auth.http.urls`` routes
   them);
-- ``entra_auth.http.parsers``: ``BoundedJSONParser``, a size-capped strict JSON parser.
+- ``entra_auth.http.parsers``: ``BoundedJSONParser``, a size-capped strict JSON parser;
+- ``entra_auth.http.admin_login``: ``AdminLoginRateLimitMiddleware``, failed Django admin
+  logins limited per client address and per username.
 """

@@ -130,9 +130,25 @@ def test_without_the_failure_limit_django_ratelimits_cache_does_not_matter(setti
         **SINGLE_TENANT,
         "CACHE_ALIAS": "shared",
         "AUTH_FAILURE_RATE_LIMIT": None,
+        "ADMIN_LOGIN_RATE_LIMIT": None,
     }
 
     assert entra_ids() == []
+
+
+def test_the_admin_login_limit_needs_django_ratelimit_in_the_same_cache_too(settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    settings.ENTRA_AUTH = {
+        **SINGLE_TENANT,
+        "CACHE_ALIAS": "shared",
+        "AUTH_FAILURE_RATE_LIMIT": None,
+    }
+    assert "entra_auth.http.admin_login.AdminLoginRateLimitMiddleware" in settings.MIDDLEWARE
+
+    assert entra_ids() == ["entra_auth.E025"]
 
 
 def test_hints_speak_of_settings_not_of_the_samples_environment(settings):

@@ -205,3 +205,50 @@ def test_failed_authentications_from_one_ipv6_network_share_a_count(
     assert_rate_limited(get_me(api_client, "bad", address="2001:db8:1:2:ffff::1"))
     # ...another /64 is not.
     assert get_me(api_client, "bad", address="2001:db8:1:3::10").status_code == 401
+
+
+def test_refused_calls_count_against_the_callers_limit_too(fake_entra, configure, api_client):
+    # The limit applies right after authentication, before authorization: a caller whose
+    # every call is refused (403 for the missing scope, 404 for another tenant's row) still
+    # meets it, instead of costing validation, permission walks and audit writes forever.
+    configure(API_RATE_LIMIT="3/h")
+    no_scope = fake_entra.token(scopes=("Other.Scope",))
+
+    refused = [
+        api_client.get("/api/widgets/", HTTP_AUTHORIZATION=f"Bearer {no_scope}").status_code
+        for _ in range(3)
+    ]
+    over = api_client.get("/api/widgets/", HTTP_AUTHORIZATION=f"Bearer {no_scope}")
+
+    assert refused == [403, 403, 403]
+    assert_rate_limited(over)
+
+
+def test_a_request_is_counted_once_even_with_the_throttle_class_listed(
+    fake_entra, configure, api_client, monkeypatch
+):
+    from tests.views import MeView
+
+    # A project that still lists the throttle: DRF's view classes read it at import time.
+    monkeypatch.setattr(MeView, "throttle_classes", [throttling.CallerRateThrottle])
+    configure(API_RATE_LIMIT="3/h")
+    token = fake_entra.token()
+
+    statuses = [get_me(api_client, token).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_the_caller_refused_for_its_rate_is_named_in_the_audit_log(
+    fake_entra, configure, api_client
+):
+    from entra_auth.models import AuditEvent, EventType
+
+    configure(API_RATE_LIMIT="1/h")
+    token = fake_entra.token()
+    get_me(api_client, token)
+
+    assert_rate_limited(get_me(api_client, token))
+    event = AuditEvent.objects.get(event_type=EventType.RATE_LIMITED)
+    assert (event.reason, event.tenant_id) == ("caller_rate_limit", TENANT_A)
+    assert event.subject_oid

@@ -1,4 +1,8 @@
-"""``manage.py ensure_demo_superuser``: an admin login for the local demo (DEBUG only)."""
+"""``manage.py ensure_demo_superuser``: an admin login for the local demo (DEBUG only).
+
+The password, generated or given, must pass ``AUTH_PASSWORD_VALIDATORS``; the command fails
+with the validators' messages otherwise, and changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 DEMO_USERNAME = "admin"
@@ -32,11 +38,20 @@ class Command(BaseCommand):
                 "ensure_demo_superuser runs only with DEBUG on (DJANGO_DEBUG=1); in production "
                 "use 'manage.py createsuperuser'."
             )
+        generated = not options["password"]
         password = options["password"] or secrets.token_urlsafe(DEMO_PASSWORD_BYTES)
         user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(
-            **{user_model.USERNAME_FIELD: options["username"]}
-        )
+        lookup = {user_model.USERNAME_FIELD: options["username"]}
+        user = user_model.objects.filter(**lookup).first() or user_model(**lookup)
+        created = user.pk is None
+        try:
+            validate_password(password, user)
+        except ValidationError as error:
+            source = "The generated password" if generated else "The password given"
+            raise CommandError(
+                f"{source} does not pass AUTH_PASSWORD_VALIDATORS: {' '.join(error.messages)} "
+                "Nothing was changed."
+            ) from error
         user.is_staff = user.is_superuser = user.is_active = True
         user.set_password(password)
         user.save()
