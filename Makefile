@@ -9,8 +9,10 @@ DEV_ENV := DJANGO_DEBUG=1 ENTRA_DEV_ISSUER=1
 
 # `make serve`: production-like (DEBUG off, gunicorn). Without ENTRA_TENANT_ID in the
 # environment it trusts the development issuer by explicit override, for trying it locally.
-SERVE_SECRET := $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))")
-SERVE_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$(SERVE_SECRET)} \
+# Its secret key is made once into a git-ignored file (mode 600) and read by the shell, so
+# make never prints it; DJANGO_SECRET_KEY from the environment wins.
+SERVE_SECRET_FILE := .serve_secret_key
+SERVE_ENV := DJANGO_DEBUG=0 DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-$$(cat $(SERVE_SECRET_FILE))} \
 	DJANGO_ALLOWED_HOSTS=$${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost} PORT=$(PORT)
 ifeq ($(ENTRA_TENANT_ID),)
 SERVE_ENV += ENTRA_DEV_ISSUER=1 ENTRA_DEV_ISSUER_WITHOUT_DEBUG=1
@@ -33,7 +35,10 @@ run: $(STAMP)
 	@$(DEV_ENV) $(BIN)/python manage.py ensure_demo_superuser --base-url http://$(HOST):$(PORT)
 	$(DEV_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-serve: $(STAMP)
+$(SERVE_SECRET_FILE):
+	@umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+serve: $(STAMP) $(SERVE_SECRET_FILE)
 	$(SERVE_ENV) $(BIN)/python manage.py migrate --noinput
 	$(SERVE_ENV) $(BIN)/gunicorn -c project/gunicorn.conf.py project.wsgi
 
