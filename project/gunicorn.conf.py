@@ -7,7 +7,9 @@ Workers are stateless (signing keys and rate-limit counters live in the shared c
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+# Loopback by default: gunicorn is never exposed directly, only behind the proxy
+# (deploy/nginx.conf). Set GUNICORN_BIND where the proxy runs on another host or container.
+bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
