@@ -1,4 +1,7 @@
-"""``Idempotency-Key`` for POST: the same request with the same key acts once.
+"""``Idempotency-Key`` for POST: required, and the same request with the same key acts once.
+
+A write without the header is refused with 400 naming it (a retry after a lost answer would
+otherwise act twice).
 
 Same key and same request → the first answer again, nothing created. Same key and another
 request → 422. Concurrent requests with one key → one acts: the key row is inserted in the
@@ -46,11 +49,20 @@ def _fingerprint(request: Request) -> str:
 
 
 def idempotent(request: Request, act: Callable[[], Response]) -> Response:
-    """Run ``act`` once per key; a 2xx answer is stored and replayed, errors are not kept."""
+    """Run ``act`` once per key (required); a 2xx answer is stored and replayed, errors are
+    not kept."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
-        with transaction.atomic():
-            return act()
+        # A write that moves money and may be retried after a lost answer must say which
+        # request it is: without a key a retry would act twice.
+        raise ValidationError(
+            {
+                IDEMPOTENCY_HEADER: [
+                    "This header is required: a unique value per operation, sent again "
+                    "unchanged when the request is retried."
+                ]
+            }
+        )
     if not _KEY.fullmatch(key):
         raise ValidationError(
             {

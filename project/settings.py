@@ -33,16 +33,32 @@ def env_list(name: str) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# Seconds a writer waits for another one's lock before the request answers 503.
+SQLITE_BUSY_TIMEOUT_S = 10
+
+
+def sqlite_database(name: object) -> dict[str, object]:
+    """SQLite for concurrent writers: WAL (readers never block the writer), transactions that
+    take the write lock when they begin (no read-to-write upgrade that fails at once with
+    "database is locked"), and an explicit busy timeout."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
 def database_from_url(url: str | None) -> dict[str, object]:
     """``sqlite:///path`` or ``postgres://user:password@host:port/name``."""
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+        return sqlite_database(BASE_DIR / "db.sqlite3")
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": unquote(parts.path[1:]) or ":memory:",
-        }
+        return sqlite_database(unquote(parts.path[1:]) or ":memory:")
     if parts.scheme in {"postgres", "postgresql"}:
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -88,10 +104,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "entra_auth.http.csp.ContentSecurityPolicyMiddleware",
     "entra_auth.http.errors.JsonErrorMiddleware",
+    "entra_auth.http.body_limit.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "entra_auth.http.admin_login.AdminLoginRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -117,6 +135,19 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The admin's passwords: Django's four validators, at least 12 characters ("manage.py
+# changepassword", the admin's password forms and ensure_demo_superuser apply them). Failed
+# admin logins are limited by AdminLoginRateLimitMiddleware (ENTRA_AUTH["ADMIN_LOGIN_RATE_LIMIT"]).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 REDIS_URL = os.environ.get("REDIS_URL")
 CACHES = {
@@ -192,7 +223,6 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["entra_auth.http.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "entra_auth.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["entra_auth.throttling.CallerRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -215,6 +245,7 @@ def _entra_auth_from_environment() -> dict[str, object]:
         "TRUSTED_PROXIES": env_list("ENTRA_TRUSTED_PROXIES") or [],
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/m",
         "AUTH_FAILURE_RATE_LIMIT": os.environ.get("API_AUTH_FAILURE_RATE_LIMIT") or "30/m",
+        "ADMIN_LOGIN_RATE_LIMIT": os.environ.get("ADMIN_LOGIN_RATE_LIMIT") or "5/m",
         "API_RATE_LIMIT_BATCH": int(os.environ.get("API_RATE_LIMIT_BATCH") or "5"),
         "AUDIT_COALESCE_WINDOW": int(os.environ.get("ENTRA_AUDIT_COALESCE_WINDOW") or 60),
     }

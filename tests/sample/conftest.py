@@ -8,6 +8,7 @@ The shared ones (the fake Entra server, ``configure``, ``api_client``) are in
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,8 @@ def call(api_client: APIClient, fake_entra: FakeEntra) -> Callable[..., Any]:
     """``call(caller, "post", path, json_body, **headers)``: one JSON request as ``caller``.
 
     ``caller=None`` sends no token. Extra headers are given by name (``Idempotency_Key=...``).
+    A POST gets a fresh ``Idempotency-Key`` unless one is given; ``Idempotency_Key=None``
+    sends none.
     """
 
     def request(
@@ -39,11 +42,14 @@ def call(api_client: APIClient, fake_entra: FakeEntra) -> Callable[..., Any]:
         method: str,
         path: str,
         body: Any = None,
-        **headers: str,
+        **headers: str | None,
     ) -> Any:
         extra = caller.headers(fake_entra) if caller is not None else {}
+        if method == "post":
+            headers.setdefault("Idempotency_Key", uuid.uuid4().hex)
         for name, value in headers.items():
-            extra[f"HTTP_{name.upper()}"] = value
+            if value is not None:
+                extra[f"HTTP_{name.upper()}"] = value
         send = getattr(api_client, method)
         if body is None or method == "get":
             return send(path, body, **extra)

@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from entra_auth.tenancy import all_tenants_context
 from payments.models import Payment, Refund
 from payments.views import MAX_PAGE_SIZE, PAGE_SIZE
 from tests.fake_entra import CLIENT_APP_ID, OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
@@ -33,6 +34,7 @@ from tests.sample.factories import (
     PaymentFactory,
     RefundFactory,
     app_oid,
+    refresh,
     user_oid,
 )
 
@@ -200,7 +202,8 @@ def test_create_records_the_payment_in_the_callers_tenant_with_its_creator(
 
     assert response.status_code == 201, response.content
     body = response.json()
-    created = Payment.all_tenants.get()
+    with all_tenants_context():
+        created = Payment.all_tenants.get()
     assert body == {
         "id": str(created.id),
         "tenant_id": TENANT_A,
@@ -214,7 +217,11 @@ def test_create_records_the_payment_in_the_callers_tenant_with_its_creator(
         "created_at": iso(created.created_at),
     }
     assert (str(created.tenant_id), created.amount) == (TENANT_A, Decimal("12.50"))
-    assert row_counts() == {**before, "payments": before["payments"] + 1}
+    assert row_counts() == {
+        **before,
+        "payments": before["payments"] + 1,
+        "idempotency_keys": before["idempotency_keys"] + 1,
+    }
 
 
 @pytest.mark.parametrize("caller", REFUND_ALLOWED)
@@ -224,7 +231,8 @@ def test_refund_records_the_refund_with_its_actor(
     response = call(caller, "post", refund_url(payment.id), {"amount": "30.00"})
 
     assert response.status_code == 201, response.content
-    refund = Refund.all_tenants.get()
+    with all_tenants_context():
+        refund = Refund.all_tenants.get()
     assert response.json() == {
         "id": str(refund.id),
         "payment": str(payment.id),
@@ -258,7 +266,7 @@ def test_callers_without_the_required_permission_are_refused_naming_what_is_miss
     assert error_body(response, 403) == {"detail": lacks(missing)}
     assert response["WWW-Authenticate"] == insufficient_scope(missing)
     assert row_counts() == before
-    payment.refresh_from_db()
+    refresh(payment)
     assert (payment.refunded_amount, payment.status) == (0, "captured")
 
 
@@ -306,7 +314,7 @@ def test_methods_the_api_does_not_offer_are_not_allowed(
     assert error_body(response, 405) == {"detail": f'Method "{method.upper()}" not allowed.'}
     assert response["Allow"] == allowed
     assert row_counts() == before
-    payment.refresh_from_db()
+    refresh(payment)
     assert (payment.amount, payment.status) == (Decimal("100.00"), "captured")
 
 
@@ -441,7 +449,7 @@ def test_another_tenants_payment_is_answered_exactly_like_a_missing_one(
     assert error_body(theirs, 404) == error_body(missing, 404) == {"detail": "Not found."}
     assert theirs.headers.keys() == missing.headers.keys()
     assert row_counts() == before
-    payment.refresh_from_db()
+    refresh(payment)
     assert (payment.refunded_amount, payment.status) == (0, "captured")
 
 
@@ -487,7 +495,8 @@ def test_a_created_payment_belongs_to_the_callers_tenant_and_is_attributed_to_th
     response = call(in_b, "post", LIST, {"amount": "5.00", "currency": "USD"})
 
     assert response.status_code == 201, response.content
-    created = Payment.all_tenants.get(pk=response.json()["id"])
+    with all_tenants_context():
+        created = Payment.all_tenants.get(pk=response.json()["id"])
     assert (str(created.tenant_id), created.created_by_oid, created.created_by_app_id) == (
         TENANT_B,
         in_b.oid,
@@ -507,7 +516,8 @@ def test_a_refund_belongs_to_the_payments_tenant_and_is_attributed_to_the_refund
     response = call(refunder, "post", refund_url(payment.id), {"amount": "15.00"})
 
     assert response.status_code == 201, response.content
-    refund = Refund.all_tenants.get()
+    with all_tenants_context():
+        refund = Refund.all_tenants.get()
     assert (str(refund.tenant_id), refund.created_by_oid, refund.created_by_app_id) == (
         TENANT_B,
         refunder.oid,
@@ -561,8 +571,7 @@ def test_payments_created_in_the_same_instant_are_neither_lost_nor_repeated_acro
         pytest.param({"page_size": 7}, 7, id="asked"),
         pytest.param({"page_size": MAX_PAGE_SIZE}, MAX_PAGE_SIZE, id="the-maximum"),
         pytest.param({"page_size": MAX_PAGE_SIZE + 100}, MAX_PAGE_SIZE, id="capped"),
-        pytest.param({"page_size": "lots"}, PAGE_SIZE, id="not-a-number"),
-        pytest.param({"page_size": -3}, PAGE_SIZE, id="negative"),
+        pytest.param({"page_size": "0" * 30 + "7"}, 7, id="leading-zeros"),
     ],
 )
 def test_page_size_is_honoured_up_to_its_cap(
@@ -755,11 +764,12 @@ def test_partial_refunds_move_the_payment_from_captured_to_partially_refunded_to
         ("partially_refunded", "75.50"),
         ("refunded", "100.00"),
     ]
-    assert sorted(Refund.all_tenants.values_list("amount", flat=True)) == [
-        Decimal("24.50"),
-        Decimal("30.00"),
-        Decimal("45.50"),
-    ]
+    with all_tenants_context():
+        assert sorted(Refund.all_tenants.values_list("amount", flat=True)) == [
+            Decimal("24.50"),
+            Decimal("30.00"),
+            Decimal("45.50"),
+        ]
 
 
 def test_a_single_refund_of_the_whole_amount_refunds_the_payment(
@@ -853,10 +863,12 @@ def test_concurrent_refunds_never_exceed_the_amount(
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] * succeeding + [409] * (refunders - succeeding)
-    payment.refresh_from_db()
+    refresh(payment)
     refunded = Decimal(each) * succeeding
     assert payment.refunded_amount == refunded <= payment.amount
-    assert (
-        sorted(Refund.all_tenants.values_list("amount", flat=True)) == [Decimal(each)] * succeeding
-    )
+    with all_tenants_context():
+        assert (
+            sorted(Refund.all_tenants.values_list("amount", flat=True))
+            == [Decimal(each)] * succeeding
+        )
     assert payment.status == ("refunded" if refunded == payment.amount else "partially_refunded")

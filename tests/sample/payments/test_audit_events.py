@@ -110,7 +110,13 @@ def test_payment_created_is_recorded_once_also_when_the_request_is_replayed(send
 def test_refund_is_recorded_as_payment_refunded(send):
     payment = PaymentFactory()
 
-    response = send("post", f"{PAYMENTS}{payment.pk}/refund/", REFUNDER, {"amount": "2.50"})
+    response = send(
+        "post",
+        f"{PAYMENTS}{payment.pk}/refund/",
+        REFUNDER,
+        {"amount": "2.50"},
+        HTTP_IDEMPOTENCY_KEY="refund-1",
+    )
 
     assert response.status_code == 201
     event = only_event()

@@ -121,14 +121,28 @@ def test_a_refund_replay_answers_the_original_even_once_nothing_is_left_to_refun
         assert Refund.all_tenants.count() == 2
 
 
-def test_requests_without_a_key_are_not_deduplicated(
-    call: Callable[..., Any], row_counts: Callable[[], dict[str, int]]
+@pytest.mark.parametrize("action", ["create", "refund"])
+def test_a_write_without_a_key_is_refused_naming_the_header_and_changes_nothing(
+    call: Callable[..., Any],
+    error_body: Callable[[Any, int], dict[str, Any]],
+    row_counts: Callable[[], dict[str, int]],
+    action: str,
 ) -> None:
-    first, second = (call(WRITER, "post", LIST, BODY) for _ in range(2))
+    payment = PaymentFactory()
+    path, body, caller = (
+        (LIST, BODY, WRITER)
+        if action == "create"
+        else (f"/api/payments/{payment.pk}/refund/", {"amount": "1.00"}, REFUNDER)
+    )
+    before = row_counts()
 
-    assert (first.status_code, second.status_code) == (201, 201)
-    assert first.json()["id"] != second.json()["id"]
-    assert row_counts() == {"payments": 2, "refunds": 0, "idempotency_keys": 0}
+    response = call(caller, "post", path, body, Idempotency_Key=None)
+
+    assert error_body(response, 400)["Idempotency-Key"] == [
+        "This header is required: a unique value per operation, sent again unchanged when "
+        "the request is retried."
+    ]
+    assert row_counts() == before
 
 
 # --- another request with the same key ------------------------------------------------------

@@ -1,0 +1,126 @@
+"""The embedded default under contention: concurrent refunds and payments on SQLite, served
+by gunicorn as ``make serve`` does, answer 201 or 409, never a 500 ("database is locked"), and
+refunds never exceed the captured amount."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from entra_auth.dev_issuer import mint_token
+from tests.sample.integration.test_shared_rate_limit import _free_port, _wait_until_serving
+
+ROOT = Path(__file__).resolve().parents[3]
+TENANT = "11111111-1111-4111-8111-111111111111"
+REFUNDS = 24
+PAYMENTS = 24
+CLIENTS = 12
+REQUEST_TIMEOUT_S = 30
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="this is the SQLite default; PostgreSQL contention is tested in test_api",
+)
+
+
+@pytest.fixture
+def server(tmp_path, settings):
+    key_file = tmp_path / "dev-key.pem"
+    settings.DEBUG = True
+    settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_KEY_FILE": str(key_file)}
+    token = mint_token(
+        tenant_id=TENANT, scopes=["Payments.Read", "Payments.Write"], roles=["Payments.Admin"]
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "ENTRA_DEV_ISSUER": "1",
+        "ENTRA_DEV_ISSUER_WITHOUT_DEBUG": "1",
+        "ENTRA_DEV_ISSUER_KEY_FILE": str(key_file),
+        "API_RATE_LIMIT": "100000/m",
+    }
+    env.pop("REDIS_URL", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own server
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "project/gunicorn.conf.py",
+            "--workers",
+            "2",
+            "--threads",
+            "6",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "project.wsgi",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(base_url, process)
+        yield base_url, {"Authorization": f"Bearer {token}"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _post(url: str, headers: dict[str, str], body: dict[str, str]) -> requests.Response:
+    return requests.post(
+        url,
+        json=body,
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        timeout=REQUEST_TIMEOUT_S,
+    )
+
+
+def test_concurrent_refunds_and_payments_on_sqlite_are_201_or_409_never_500(server):
+    base_url, headers = server
+    created = _post(f"{base_url}/api/payments/", headers, {"amount": "100.00", "currency": "EUR"})
+    assert created.status_code == 201, created.text
+    refund_url = f"{base_url}/api/payments/{created.json()['id']}/refund/"
+    payments_url = f"{base_url}/api/payments/"
+
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        refunds = [
+            pool.submit(_post, refund_url, headers, {"amount": "10.00"}) for _ in range(REFUNDS)
+        ]
+        payments = [
+            pool.submit(_post, payments_url, headers, {"amount": "1.00", "currency": "EUR"})
+            for _ in range(PAYMENTS)
+        ]
+        refund_statuses = sorted(future.result().status_code for future in refunds)
+        payment_statuses = [future.result().status_code for future in payments]
+
+    assert refund_statuses == [201] * 10 + [409] * (REFUNDS - 10)
+    assert payment_statuses == [201] * PAYMENTS
+    payment = requests.get(
+        f"{base_url}/api/payments/{created.json()['id']}/", headers=headers, timeout=10
+    ).json()
+    assert Decimal(payment["refunded_amount"]) == Decimal("100.00")
+    assert payment["status"] == "refunded"
