@@ -66,7 +66,8 @@ DEFAULTS: dict[str, Any] = {
     # Request handling.
     "TOKEN_CACHE_MAX_ENTRIES": TOKEN_CACHE_MAX_ENTRIES,
     "MAX_AUTHORIZATION_HEADER_BYTES": MAX_AUTHORIZATION_HEADER_BYTES,
-    # entra_auth.http.parsers.BoundedJSONParser refuses larger bodies with 413.
+    # Larger bodies are refused with 413: before they are read by
+    # entra_auth.http.body_limit.RequestBodyLimitMiddleware, and by BoundedJSONParser.
     "MAX_REQUEST_BODY_BYTES": MAX_REQUEST_BODY_BYTES,
     "REALM": "api",
     # Use an incoming X-Request-ID (only behind a proxy that sets or strips it).

@@ -40,10 +40,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "entra_auth.http.csp.ContentSecurityPolicyMiddleware",
     "entra_auth.http.errors.JsonErrorMiddleware",
+    "entra_auth.http.body_limit.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "entra_auth.http.admin_login.AdminLoginRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -140,7 +142,6 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["entra_auth.http.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "entra_auth.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["entra_auth.throttling.CallerRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 
