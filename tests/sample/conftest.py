@@ -98,7 +98,8 @@ THREAD_TIMEOUT_S = 30
 @pytest.fixture
 def post_concurrently(fake_entra: FakeEntra) -> Callable[..., list[Any]]:
     """``post_concurrently([(path, body, headers), ...])``: one thread per request, released
-    together by a barrier; returns the responses in order.
+    together by a barrier; returns the responses in order. A request without an
+    ``Idempotency-Key`` in its headers gets a fresh one.
 
     Needs ``django_db(transaction=True)``: each thread has its own database connection, closed
     when it ends. A warm-up request first puts the signing keys in the cache.
@@ -111,6 +112,8 @@ def post_concurrently(fake_entra: FakeEntra) -> Callable[..., list[Any]]:
 
         def post(index: int, path: str, body: Any, headers: dict[str, str]) -> None:
             client = APIClient()
+            # A write needs its key; requests given one (replays of one request) keep it.
+            headers = {"HTTP_IDEMPOTENCY_KEY": uuid.uuid4().hex, **headers}
             try:
                 barrier.wait()
                 responses[index] = client.post(path, body, format="json", **headers)
