@@ -15,6 +15,7 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from . import observe
 from .conf import entra_settings
 from .context import activate_tenant
 from .exceptions import (
@@ -68,6 +69,7 @@ class EntraJWTAuthentication(BaseAuthentication):
                 failure = InvalidBearerToken(exc.detail)
                 failure.reason = exc.code
         except KeysUnavailable:
+            observe.authentication_unavailable.send()
             raise AuthenticationUnavailable() from None
         else:
             user, claims = self._authenticated(claims)

@@ -29,6 +29,7 @@ import requests
 from django.core.cache import caches
 from django.dispatch import Signal
 
+from . import observe
 from .conf import entra_settings
 from .tokens import IssuerIndex, SigningKey, TrustedIssuer, signing_key_from_jwk
 
@@ -58,7 +59,16 @@ class KeysUnavailable(Exception):
 
 
 class KeyFetchError(Exception):
-    """A metadata or JWKS document could not be fetched or was not acceptable."""
+    """A metadata or JWKS document could not be fetched or was not acceptable.
+
+    ``result`` says why in one word (``entra_auth.observe.key_fetched``): ``http_error``,
+    ``timeout``, ``network_error``, ``refused_url`` or ``invalid`` (too large, not JSON, not
+    the document expected).
+    """
+
+    def __init__(self, message: str, result: str = "invalid") -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def is_allowed_url(url: str) -> bool:
@@ -85,7 +95,9 @@ def is_allowed_url(url: str) -> bool:
 def fetch_json(url: str, session: requests.Session | None = None) -> dict[str, Any]:
     """GET a JSON object with timeouts, no redirects and a response-size cap."""
     if not is_allowed_url(url):
-        raise KeyFetchError(f"refusing to fetch from a non-HTTPS, non-loopback URL: {url}")
+        raise KeyFetchError(
+            f"refusing to fetch from a non-HTTPS, non-loopback URL: {url}", result="refused_url"
+        )
     max_bytes = entra_settings.HTTP_MAX_RESPONSE_BYTES
     getter = session.get if session is not None else requests.get
     try:
@@ -97,7 +109,9 @@ def fetch_json(url: str, session: requests.Session | None = None) -> dict[str, A
             headers={"Accept": "application/json"},
         ) as response:
             if response.status_code != 200:
-                raise KeyFetchError(f"{url} answered HTTP {response.status_code}")
+                raise KeyFetchError(
+                    f"{url} answered HTTP {response.status_code}", result="http_error"
+                )
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                 raise KeyFetchError(f"{url} answered more than {max_bytes} bytes")
@@ -107,7 +121,8 @@ def fetch_json(url: str, session: requests.Session | None = None) -> dict[str, A
                 if len(body) > max_bytes:
                     raise KeyFetchError(f"{url} answered more than {max_bytes} bytes")
     except requests.RequestException as exc:
-        raise KeyFetchError(f"{url}: {type(exc).__name__}") from exc
+        result = "timeout" if isinstance(exc, requests.Timeout) else "network_error"
+        raise KeyFetchError(f"{url}: {type(exc).__name__}", result=result) from exc
     try:
         document = json.loads(bytes(body))
     except ValueError as exc:
@@ -197,16 +212,18 @@ class EntraEndpoints:
         issuers = []
         jwks: dict[str, Any] = {}
         for version in self.versions:
-            metadata = fetch_json(self.metadata_url(version), session)
-            issuer = metadata.get("issuer")
-            jwks_uri = metadata.get("jwks_uri")
-            if not isinstance(issuer, str) or not isinstance(jwks_uri, str):
-                raise KeyFetchError(f"metadata for v{version} lacks issuer or jwks_uri")
+            with observe.timed_key_fetch("metadata"):
+                metadata = fetch_json(self.metadata_url(version), session)
+                issuer = metadata.get("issuer")
+                jwks_uri = metadata.get("jwks_uri")
+                if not isinstance(issuer, str) or not isinstance(jwks_uri, str):
+                    raise KeyFetchError(f"metadata for v{version} lacks issuer or jwks_uri")
             url = self.jwks_url(jwks_uri)
             if url not in jwks:
-                jwks[url] = fetch_json(url, session)
-                if not isinstance(jwks[url].get("keys"), list):
-                    raise KeyFetchError(f"{url} is not a JWKS")
+                with observe.timed_key_fetch("jwks"):
+                    jwks[url] = fetch_json(url, session)
+                    if not isinstance(jwks[url].get("keys"), list):
+                        raise KeyFetchError(f"{url} is not a JWKS")
             issuers.append({"issuer": issuer, "version": version, "jwks_uri": url})
         fetched_at = time.time() if now is None else now
         return {"issuers": issuers, "jwks": jwks, "fetched_at": fetched_at}
@@ -302,6 +319,7 @@ class EntraKeyStore:
             if not window_opened and not exempt:
                 return None
             self._refreshed_since_start = True
+            observe.key_refresh.send("unknown_kid")
             try:
                 key_set = self._fetch_and_share()
             except KeyFetchError as exc:
@@ -366,6 +384,7 @@ class EntraKeyStore:
             key_set = self._adopt_newer_shared()
             if key_set is not None and self._is_fresh(key_set.fetched_at):
                 return key_set
+            observe.key_refresh.send("cold_start" if key_set is None else "scheduled")
             return self._fetch_and_share()
         except KeyFetchError as exc:
             logger.warning("signing key fetch failed: %s", exc)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from . import observe
 from .conf import entra_settings
 from .dev_issuer import DEV_JWKS_URI, DevKeyStore
 from .keys import (
@@ -147,6 +148,7 @@ class TokenValidator:
         now = self.clock()
         digest = hashlib.sha256(token.encode()).digest()
         claims = self.token_cache.get(digest, now)
+        observe.token_cache.send(claims is not None)
         if claims is not None:
             return claims
         if on_cache_miss is not None:

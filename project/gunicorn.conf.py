@@ -6,6 +6,8 @@ Workers are stateless (signing keys and rate-limit counters live in the shared c
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 # Loopback by default: gunicorn is never exposed directly, only behind the proxy
 # (deploy/nginx.conf). Set GUNICORN_BIND where the proxy runs on another host or container.
@@ -28,3 +30,27 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# Prometheus metrics (docs/metrics.md), with METRICS_TOKEN set: every worker writes its counts
+# to files in PROMETHEUS_MULTIPROC_DIR, and GET /metrics adds them up. The variable must be
+# set before any worker imports prometheus_client, so here in the master. Without one from
+# the environment, each run gets a directory of its own, removed when gunicorn exits (a
+# reload keeps it: the variable is then set already).
+_METRICS_DIR_OWNED = "GUNICORN_OWNED_PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get("METRICS_TOKEN") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _metrics_dir = tempfile.mkdtemp(prefix="gunicorn-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_METRICS_DIR_OWNED] = _metrics_dir
+
+
+def child_exit(server, worker):
+    """A worker is gone: prometheus_client drops its live gauges (its counts stay summed)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    owned = os.environ.get(_METRICS_DIR_OWNED)
+    if owned and owned == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(owned, ignore_errors=True)
