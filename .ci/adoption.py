@@ -361,6 +361,13 @@ def build_and_inspect(report: Report, python: str, work: Path) -> Path:
         not missing and bool(admin_templates),
         f"missing {missing}" if missing else "no templates/admin/ in the wheel",
     )
+    static = source_files("static/**/*.css")
+    missing = sorted(static - names)
+    report.check(
+        "wheel: the admin's static files",
+        bool(static) and not missing,
+        f"missing {missing}" if missing else "no static/ in the source tree",
+    )
     missing = sorted(source_files("*.py") - names)
     report.check("wheel: every module of the source tree", not missing, f"missing {missing}")
 

@@ -7,7 +7,7 @@ its sensitive actions with ``record()``, after registering their type once::
     from entra_auth import audit
 
     PAYMENT_CREATED = audit.register_event_type("payment_created", "Payment created")
-    audit.record(PAYMENT_CREATED, request=request, object_id=payment.pk)
+    audit.record(PAYMENT_CREATED, request=request, object=payment)  # "payments.payment" + pk
 
 Guarantees:
 
@@ -20,27 +20,37 @@ Guarantees:
   a transaction the row commits or rolls back with it, so an action's event is kept only when
   the action is.
 - Refusals (outcome ``denied``/``failure``) are coalesced: the first one per event type, client
-  IP, reason and caller within ``AUDIT_COALESCE_WINDOW`` seconds writes a row; the others in the
-  window are counted in the cache and added to that row's ``count`` at most every
-  ``COALESCE_FLUSH_INTERVAL_S`` seconds (and once more when the next window opens). So a flood
-  of bad tokens from one address costs a handful of writes per minute, not one per request.
+  IP, reason and caller within ``AUDIT_COALESCE_WINDOW`` seconds writes a row (the shared cache
+  decides which one, with ``cache.add``); each process counts the others in memory, and a
+  background thread adds them to the row with ``count = count + n`` every
+  ``COALESCE_FLUSH_INTERVAL_S`` seconds and at exit, with no request needed. Every counted
+  refusal is added exactly once; a process killed outright (SIGKILL) loses at most the counts
+  of its last flush interval. A failed write keeps its counts for the next flush (at most
+  ``MAX_PENDING_ROWS`` rows per process). ``flush_pending()`` flushes now.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
+import os
 import re
+import threading
+import time
 import uuid
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import caches
-from django.db import router, transaction
+from django.db import close_old_connections, connections, router, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.dispatch import receiver
 from django.utils import timezone
 
+from . import observe
 from .client_address import UNKNOWN_CLIENT, client_ip
 from .conf import entra_settings
 from .context import current_request_id
@@ -50,6 +60,7 @@ from .models import (
     METHOD_MAX_LENGTH,
     MISSING_MAX_LENGTH,
     OBJECT_ID_MAX_LENGTH,
+    OBJECT_TYPE_MAX_LENGTH,
     PATH_MAX_LENGTH,
     REASON_MAX_LENGTH,
     REQUEST_ID_MAX_LENGTH,
@@ -68,6 +79,7 @@ __all__ = [
     "Outcome",
     "Reason",
     "event_types",
+    "flush_pending",
     "prune",
     "record",
     "register_event_type",
@@ -75,8 +87,16 @@ __all__ = [
 
 logger = logging.getLogger("entra_auth.audit")
 
-# Coalesced counts reach their row at most this often per window (a bounded number of UPDATEs).
-COALESCE_FLUSH_INTERVAL_S = 5
+# Each process adds its coalesced counts to their rows this often (one UPDATE per row), from a
+# background thread: the last refusals of a burst reach the database with no further request.
+COALESCE_FLUSH_INTERVAL_S = 2
+# Counts waiting for a row another process is writing wait this long before they are written
+# as a row of their own (that process failed, or its transaction rolled back).
+ROW_WAIT_S = 3 * COALESCE_FLUSH_INTERVAL_S
+# Rows a process holds counts for, at most; past that an event is written as a row of its own.
+MAX_PENDING_ROWS = 10_000
+# Failures of the background flush are logged at most this often (an outage is one story).
+FLUSH_FAILURE_LOG_INTERVAL_S = 60
 PRUNE_BATCH_SIZE = 10_000
 _CACHE_PREFIX = "entra_auth:audit:"
 # The caller-side fields that tell coalesced refusals apart (no token, no other claim).
@@ -115,12 +135,16 @@ def record(
     app_id: str | None = None,
     object_id: Any = "",
     missing: Iterable[str] = (),
+    object: Any = None,
+    object_type: str = "",
 ) -> AuditEvent | None:
     """Record one audit event; the row, or None when coalesced or when it could not be written.
 
     The caller's tenant, ``oid`` and app id default to ``request.user``'s when it is an Entra
-    principal. A storage failure is logged, never raised; an unknown ``event_type`` or
-    ``outcome`` is a programming error and raises ``ValueError``.
+    principal. ``object=`` (a model instance) fills ``object_type`` (its model's label, such as
+    ``"payments.payment"``) and ``object_id`` (its primary key); without an instance, pass
+    ``object_type=`` and ``object_id=``. A storage failure is logged, never raised; an unknown
+    ``event_type`` or ``outcome`` is a programming error and raises ``ValueError``.
     """
     if event_type not in _event_types:
         raise ValueError(
@@ -130,7 +154,13 @@ def record(
     if outcome not in Outcome.values:
         raise ValueError(f"Audit outcome must be one of {Outcome.values}, not {outcome!r}.")
     caller = _caller(request)
+    if object is not None:
+        object_type = object_type or _object_type(object)
+        if object_id in ("", None):
+            object_id = getattr(object, "pk", "")
+    occurred_at = timezone.now()
     fields = {
+        "occurred_at": occurred_at,
         **_request_fields(request),
         "event_type": str(event_type),
         "outcome": str(outcome),
@@ -138,9 +168,13 @@ def record(
         "tenant_id": _first(tenant_id, getattr(caller, "tid", None)),
         "subject_oid": _first(subject_oid, getattr(caller, "oid", None)),
         "app_id": _first(app_id, getattr(caller, "app_id", None)),
-        "object_id": _truncate(str(object_id or ""), OBJECT_ID_MAX_LENGTH),
+        "object_type": _truncate(str(object_type or ""), OBJECT_TYPE_MAX_LENGTH),
+        "object_id": _truncate("" if object_id is None else str(object_id), OBJECT_ID_MAX_LENGTH),
         "missing": _truncate(" ".join(missing), MISSING_MAX_LENGTH),
     }
+    # A row of one event: its first event is also its last.
+    fields["last_occurred_at"] = occurred_at
+    fields["last_request_id"] = fields.get("request_id", "")
     window_s = entra_settings.AUDIT_COALESCE_WINDOW
     if outcome == Outcome.SUCCESS or not window_s:
         return _write(fields)
@@ -191,6 +225,12 @@ def _request_fields(request: Any) -> dict[str, Any]:
     }
 
 
+def _object_type(obj: Any) -> str:
+    """A model instance's label (``"payments.payment"``); ``""`` for anything else."""
+    meta = getattr(obj, "_meta", None)
+    return str(getattr(meta, "label_lower", "") or "")
+
+
 def _first(explicit: str | None, from_caller: str | None) -> str:
     return str(explicit if explicit is not None else from_caller or "")
 
@@ -209,6 +249,7 @@ def _write(fields: dict[str, Any]) -> AuditEvent | None:
         with transaction.atomic(using=router.db_for_write(AuditEvent)):
             return AuditEvent.objects.create(**fields)
     except Exception:  # whatever the store says, the request goes on
+        observe.audit_write_failed.send("insert")
         logger.exception(
             "could not write audit event %s (request %s)",
             fields["event_type"],
@@ -217,62 +258,339 @@ def _write(fields: dict[str, Any]) -> AuditEvent | None:
         return None
 
 
-def _add_to_count(pk: int, count: int) -> None:
-    try:
-        with transaction.atomic(using=router.db_for_write(AuditEvent)):
-            AuditEvent.objects.filter(pk=pk, count__lt=count).update(count=count)
-    except Exception:  # a lost count is logged, never raised
-        logger.exception("could not update the count of audit event %s", pk)
-
-
 def _write_or_count(fields: dict[str, Any], window_s: int) -> AuditEvent | None:
-    """The first refusal of its kind in the window writes a row; later ones are counted."""
+    """The first refusal of its kind in the window writes a row; later ones are counted.
+
+    The shared cache only decides which row a window's refusals go to: ``cache.add`` of the
+    window's slot elects the one request that writes the row, and the row's id is published
+    under the window's id once written. The other refusals of the window, in any process, are
+    counted in that process's memory and added to the row by ``flush_pending()``.
+    """
     cache = caches[entra_settings.CACHE_ALIAS]
     digest = hashlib.sha256(
         "\0".join(str(fields.get(name) or "") for name in _COALESCE_BY).encode()
     ).hexdigest()
     slot_key = f"{_CACHE_PREFIX}slot:{digest}"
-    latest_key = f"{_CACHE_PREFIX}latest:{digest}"
-    # Counters outlive their window, so that the next window can flush the last few counts.
-    counter_ttl_s = 2 * window_s
     window_id = uuid.uuid4().hex
     if cache.add(slot_key, window_id, timeout=window_s):
-        previous = cache.get(latest_key)
-        cache.set_many({latest_key: window_id, _count_key(window_id): 1}, timeout=counter_ttl_s)
-        if previous is not None:
-            _flush(cache, previous)
-        event = _write(fields)
-        if event is not None:
-            cache.set(_row_key(window_id), event.pk, timeout=counter_ttl_s)
-        return event
+        return _write_first(fields, window_id, window_s)
     window_id = cache.get(slot_key)
-    if window_id is None:
-        # The window closed between the two calls: keep this event as a row of its own.
+    if window_id is None or not _counts.add(window_id, fields, wait_s=ROW_WAIT_S):
+        # The window closed between the two calls, or this process holds counts for too many
+        # rows already: keep this event as a row of its own.
         return _write(fields)
-    try:
-        cache.incr(_count_key(window_id))
-    except ValueError:
-        # The counter was evicted: restart it, the row keeps what was flushed so far.
-        cache.set(_count_key(window_id), 1, timeout=counter_ttl_s)
-    if cache.add(f"{_CACHE_PREFIX}flush:{window_id}", 1, timeout=COALESCE_FLUSH_INTERVAL_S):
-        _flush(cache, window_id)
+    _ensure_flusher()
     return None
 
 
-def _flush(cache: Any, window_id: str) -> None:
-    """Copy a window's counted events into its row's ``count``."""
-    known = cache.get_many([_row_key(window_id), _count_key(window_id)])
-    pk, count = known.get(_row_key(window_id)), known.get(_count_key(window_id))
-    if pk is not None and count is not None:
-        _add_to_count(pk, int(count))
+def _write_first(fields: dict[str, Any], window_id: str, window_s: int) -> AuditEvent | None:
+    """Write a window's row; if the database refuses, keep the event for the next flush."""
+    try:
+        with transaction.atomic(using=router.db_for_write(AuditEvent)):
+            event = AuditEvent.objects.create(**fields)
+    except Exception:  # kept in memory and retried: a refusal is not lost to an outage
+        observe.audit_write_failed.send("insert")
+        kept = _counts.add(window_id, fields, wait_s=0)
+        logger.warning(
+            "could not write audit event %s (request %s); %s",
+            fields["event_type"],
+            fields.get("request_id") or "-",
+            "it is kept for the next flush" if kept else "too many counts are pending: it is lost",
+            exc_info=True,
+        )
+        if kept:
+            _ensure_flusher()
+        return None
+    # Should the row roll back with the request after all, the counts meant for it find no
+    # row to add to and are written as a row of their own.
+    _publish_row(window_id, event.pk, window_s)
+    return event
+
+
+def _publish_row(window_id: str, pk: int, window_s: int, *, only_if_new: bool = False) -> None:
+    """Tell every process which row the window's counts go to."""
+    try:
+        cache = caches[entra_settings.CACHE_ALIAS]
+        # Long enough for every process to flush the window's counts, outages included.
+        timeout = 2 * window_s + 10 * ROW_WAIT_S
+        if only_if_new:
+            cache.add(_row_key(window_id), pk, timeout=timeout)
+        else:
+            cache.set(_row_key(window_id), pk, timeout=timeout)
+    except Exception:  # the others then write rows of their own: counts are kept either way
+        logger.warning("could not publish audit row %s of a coalescing window", pk, exc_info=True)
 
 
 def _row_key(window_id: str) -> str:
     return f"{_CACHE_PREFIX}row:{window_id}"
 
 
-def _count_key(window_id: str) -> str:
-    return f"{_CACHE_PREFIX}count:{window_id}"
+@dataclass
+class _Pending:
+    """Refusals of one coalescing window this process counted and has not yet written."""
+
+    window_id: str
+    fields: dict[str, Any]  # the first of them: a row of its own if the window's never shows
+    count: int
+    last_request_id: str
+    last_occurred_at: datetime
+    write_own_row_at: float  # time.monotonic() after which it stops waiting for the row
+
+    def absorb(self, other: _Pending) -> None:
+        """Add ``other``'s refusals (of the same window) to these."""
+        self.count += other.count
+        if other.fields["occurred_at"] < self.fields["occurred_at"]:
+            self.fields = other.fields
+        if other.last_occurred_at >= self.last_occurred_at:
+            self.last_request_id = other.last_request_id
+            self.last_occurred_at = other.last_occurred_at
+        self.write_own_row_at = min(self.write_own_row_at, other.write_own_row_at)
+
+
+class _PendingCounts:
+    """One process's counted refusals, by window, until ``flush_pending()`` writes them."""
+
+    def __init__(self, max_rows: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._by_window: dict[str, _Pending] = {}
+        self._max_rows = max_rows
+
+    def __len__(self) -> int:
+        return len(self._by_window)
+
+    def add(self, window_id: str, fields: dict[str, Any], *, wait_s: float) -> bool:
+        """Count one refusal of ``window_id``; False when too many rows are pending already."""
+        request_id = fields.get("request_id", "")
+        occurred_at = fields["occurred_at"]
+        with self._lock:
+            pending = self._by_window.get(window_id)
+            if pending is None:
+                if len(self._by_window) >= (self._max_rows or MAX_PENDING_ROWS):
+                    return False
+                self._by_window[window_id] = _Pending(
+                    window_id=window_id,
+                    fields=fields,
+                    count=1,
+                    last_request_id=request_id,
+                    last_occurred_at=occurred_at,
+                    write_own_row_at=time.monotonic() + wait_s,
+                )
+                return True
+            pending.count += 1
+            if occurred_at >= pending.last_occurred_at:
+                pending.last_request_id = request_id
+                pending.last_occurred_at = occurred_at
+            return True
+
+    def take(self) -> list[_Pending]:
+        """Everything counted so far; new refusals are counted afresh from now on."""
+        with self._lock:
+            taken = list(self._by_window.values())
+            self._by_window.clear()
+        return taken
+
+    def put_back(self, unwritten: list[_Pending]) -> None:
+        """Keep what a flush could not write, with whatever was counted meanwhile."""
+        with self._lock:
+            for pending in unwritten:
+                newer = self._by_window.get(pending.window_id)
+                if newer is not None:
+                    pending.absorb(newer)
+                self._by_window[pending.window_id] = pending
+
+
+_counts = _PendingCounts()
+_last_flush_failure_log = 0.0
+
+
+def flush_pending(*, final: bool = False) -> int:
+    """Add every refusal this process counted to its row now; returns how many were written.
+
+    The background flusher calls it every ``COALESCE_FLUSH_INTERVAL_S`` seconds and once more
+    at exit (``final``: counts whose row never appeared become rows of their own at once). Each
+    row gets one ``UPDATE ... SET count = count + n`` (never an overwrite), so the counts of
+    every process add up. Never raises: what cannot be written now is kept for the next call.
+    """
+    taken = _counts.take()
+    if not taken:
+        return 0
+    rows = _published_rows([pending.window_id for pending in taken])
+    now = time.monotonic()
+    written = 0
+    unwritten: list[_Pending] = []
+    failure: Exception | None = None
+    for pending in taken:
+        pk = rows.get(pending.window_id)
+        if pk is None and not final and now < pending.write_own_row_at:
+            unwritten.append(pending)  # the row is still being written by another request
+            continue
+        try:
+            if pk is None or not _add_to_count(pk, pending):
+                # Its row never appeared, or is gone (rolled back, pruned): a row of its own.
+                _write_pending_row(pending)
+            written += pending.count
+        except Exception as exc:  # noqa: BLE001 -- logged below, once per outage; kept for retry
+            failure = exc
+            unwritten.append(pending)
+    if unwritten:
+        _counts.put_back(unwritten)
+    if failure is not None:
+        observe.audit_write_failed.send("count")
+        _log_flush_failure(failure, sum(p.count for p in unwritten))
+    return written
+
+
+def _published_rows(window_ids: list[str]) -> dict[str, int]:
+    try:
+        cache = caches[entra_settings.CACHE_ALIAS]
+        found = cache.get_many([_row_key(window_id) for window_id in window_ids])
+    except Exception:  # no cache: rows unknown, their counts become rows of their own
+        logger.warning("could not read the rows of coalescing windows", exc_info=True)
+        return {}
+    prefix_length = len(_row_key(""))
+    return {key[prefix_length:]: pk for key, pk in found.items()}
+
+
+def _add_to_count(pk: int, pending: _Pending) -> bool:
+    """``count = count + n`` on the row, and its last request if later; False if it is gone."""
+    later = Q(last_occurred_at__isnull=True) | Q(last_occurred_at__lt=pending.last_occurred_at)
+    with transaction.atomic(using=router.db_for_write(AuditEvent)):
+        updated = AuditEvent.objects.filter(pk=pk).update(
+            count=F("count") + pending.count,
+            # Both read the row's old values (SQL evaluates every SET against the old row).
+            last_request_id=Case(
+                When(later, then=Value(pending.last_request_id)), default=F("last_request_id")
+            ),
+            last_occurred_at=Case(
+                When(later, then=Value(pending.last_occurred_at)), default=F("last_occurred_at")
+            ),
+        )
+    return updated == 1
+
+
+def _write_pending_row(pending: _Pending) -> None:
+    with transaction.atomic(using=router.db_for_write(AuditEvent)):
+        event = AuditEvent.objects.create(
+            **{
+                **pending.fields,
+                "count": pending.count,
+                "last_request_id": pending.last_request_id,
+                "last_occurred_at": pending.last_occurred_at,
+            }
+        )
+    # The window's other processes may still be waiting for a row: this one will do.
+    window_s = int(entra_settings.AUDIT_COALESCE_WINDOW or 0)
+    _publish_row(pending.window_id, event.pk, window_s, only_if_new=True)
+
+
+def _log_flush_failure(failure: Exception, kept: int) -> None:
+    global _last_flush_failure_log
+    now = time.monotonic()
+    if _last_flush_failure_log and now - _last_flush_failure_log < FLUSH_FAILURE_LOG_INTERVAL_S:
+        return
+    _last_flush_failure_log = now
+    logger.error(
+        "could not add coalesced counts to the audit log (%s); %d refusal(s) kept for retry",
+        type(failure).__name__,
+        kept,
+        exc_info=failure,
+    )
+
+
+# --- the background flusher ---------------------------------------------------------------
+
+
+class _Flusher(threading.Thread):
+    """A daemon thread calling ``flush_pending()`` every ``interval_s`` seconds.
+
+    ``flush`` and ``wait`` can be replaced to test its schedule: ``wait(interval_s)`` returns
+    True when the thread should stop (by default it waits on the thread's stop event).
+    """
+
+    def __init__(
+        self,
+        interval_s: float | None = None,
+        *,
+        flush: Callable[[], Any] | None = None,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        super().__init__(name="entra_auth audit flusher", daemon=True)
+        self.interval_s = COALESCE_FLUSH_INTERVAL_S if interval_s is None else interval_s
+        self._stopping = threading.Event()
+        self._flush = flush or (lambda: flush_pending())
+        self._wait = wait or self._stopping.wait
+
+    def run(self) -> None:
+        try:
+            while not self._wait(self.interval_s):
+                self.flush_once()
+        finally:
+            if self._in_own_thread():
+                connections.close_all()  # this thread's own connections
+
+    def flush_once(self) -> None:
+        try:
+            self._flush()
+        except Exception:  # flush_pending never raises; a replaced flush must not end the thread
+            logger.exception("audit flush failed")
+        finally:
+            if self._in_own_thread():
+                close_old_connections()  # as after a request: no connection outlives its use
+
+    def _in_own_thread(self) -> bool:
+        # Connections are per thread: close only those this thread opened.
+        return threading.current_thread() is self
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        self._stopping.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(timeout_s)
+
+
+_flusher: _Flusher | None = None
+_flusher_lock = threading.Lock()
+# Tests switch it off and call flush_pending() themselves.
+_start_flusher_automatically = True
+
+
+def _ensure_flusher() -> None:
+    """Start this process's flusher on its first counted refusal (lazily, once)."""
+    global _flusher
+    if not _start_flusher_automatically:
+        return
+    flusher = _flusher
+    if flusher is not None and flusher.is_alive():
+        return
+    with _flusher_lock:
+        if _flusher is None or not _flusher.is_alive():
+            try:
+                flusher = _Flusher()
+                flusher.start()
+            except Exception:  # counts stay pending: the next refusal, or the exit, writes them
+                logger.exception("could not start the audit flusher thread")
+                return
+            _flusher = flusher
+
+
+def _flush_at_exit() -> None:
+    """The last flush of a process that exits normally (a gunicorn worker restarting)."""
+    if _flusher is not None:
+        _flusher.stop(timeout_s=COALESCE_FLUSH_INTERVAL_S)
+    if len(_counts):
+        flush_pending(final=True)
+
+
+def _forget_parent_counts() -> None:
+    # A forked child starts empty: the parent writes its own counts, each exactly once.
+    global _counts, _flusher, _flusher_lock
+    _counts = _PendingCounts()
+    _flusher = None
+    _flusher_lock = threading.Lock()
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_counts)
 
 
 # --- entra_auth's own events --------------------------------------------------------------
@@ -306,13 +624,16 @@ def _authorization_denied(
 
 
 @receiver(tenant_denied, dispatch_uid="entra_auth.audit.tenant_denied")
-def _tenant_denied(sender: Any, request: Any, object_id: Any = "", **kwargs: Any) -> None:
+def _tenant_denied(
+    sender: Any, request: Any, object_id: Any = "", object_type: str = "", **kwargs: Any
+) -> None:
     record(
         EventType.TENANT_DENIED,
         request=request,
         outcome=Outcome.DENIED,
         reason=Reason.OTHER_TENANT,
         object_id=object_id,
+        object_type=object_type,
     )
 
 

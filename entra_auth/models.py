@@ -16,6 +16,7 @@ REQUEST_ID_MAX_LENGTH = 128
 PATH_MAX_LENGTH = 512
 USER_AGENT_MAX_LENGTH = 256
 OBJECT_ID_MAX_LENGTH = 64
+OBJECT_TYPE_MAX_LENGTH = 100
 MISSING_MAX_LENGTH = 512
 OUTCOME_MAX_LENGTH = 10
 METHOD_MAX_LENGTH = 16
@@ -61,6 +62,7 @@ class Reason(models.TextChoices):
     MISSING_SCOPE = "missing_scope", "Missing scope"
     MISSING_ROLE = "missing_role", "Missing app role"
     MISSING_SCOPE_OR_ROLE = "missing_scope_or_role", "Missing scope or app role"
+    MISSING_AUTH_CONTEXT = "missing_auth_context", "Missing authentication context (step-up)"
     PERMISSION_DENIED = "permission_denied", "Permission denied"
     OTHER_TENANT = "other_tenant", "Object of another tenant"
     CALLER_RATE_LIMIT = "caller_rate_limit", "Caller over its rate limit"
@@ -75,7 +77,11 @@ class AuditEvent(models.Model):
     registered with ``entra_auth.audit.register_event_type``.
     """
 
-    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    occurred_at = models.DateTimeField(
+        default=timezone.now,
+        db_index=True,
+        help_text="When the event happened (the first one, in a coalesced row).",
+    )
     event_type = models.CharField(max_length=EVENT_TYPE_MAX_LENGTH)
     outcome = models.CharField(max_length=OUTCOME_MAX_LENGTH, choices=Outcome.choices)
     reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True, default="")
@@ -83,10 +89,21 @@ class AuditEvent(models.Model):
     subject_oid = models.CharField(max_length=GUID_MAX_LENGTH, blank=True, default="")
     app_id = models.CharField(max_length=GUID_MAX_LENGTH, blank=True, default="")
     client_ip = models.GenericIPAddressField(null=True, blank=True)
-    request_id = models.CharField(max_length=REQUEST_ID_MAX_LENGTH, blank=True, default="")
+    request_id = models.CharField(
+        max_length=REQUEST_ID_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text="The request of the event (of the first one, in a coalesced row).",
+    )
     method = models.CharField(max_length=METHOD_MAX_LENGTH, blank=True, default="")
     path = models.CharField(max_length=PATH_MAX_LENGTH, blank=True, default="")
     user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True, default="")
+    object_type = models.CharField(
+        max_length=OBJECT_TYPE_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text='What the object is: its model\'s label, e.g. "payments.payment".',
+    )
     object_id = models.CharField(
         max_length=OBJECT_ID_MAX_LENGTH,
         blank=True,
@@ -102,6 +119,18 @@ class AuditEvent(models.Model):
     count = models.PositiveIntegerField(
         default=1, help_text="Events of one client, reason and window folded into this row."
     )
+    # A coalesced row also keeps its last event, so both ends lead to the request logs.
+    last_request_id = models.CharField(
+        max_length=REQUEST_ID_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text="The request of the last event counted in this row.",
+    )
+    last_occurred_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the last event counted in this row happened.",
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -116,8 +145,12 @@ class AuditEvent(models.Model):
             models.Index(fields=["subject_oid"], name="audit_subject"),
             models.Index(fields=["app_id"], name="audit_app"),
             models.Index(fields=["request_id"], name="audit_request"),
+            models.Index(fields=["last_request_id"], name="audit_last_request"),
             models.Index(fields=["client_ip"], name="audit_client_ip"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} ({self.outcome}) at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+        from .audit import event_types  # the labels of host apps' types are registered there
+
+        label = event_types().get(self.event_type, self.event_type)
+        return f"{label} ({self.get_outcome_display()}) at {self.occurred_at:%Y-%m-%d %H:%M:%S}"

@@ -28,7 +28,8 @@ authentication_failed = Signal()
 # scopes/roles that would have granted the request (may be empty).
 authorization_denied = Signal()
 
-# A caller asked for an object of another tenant (answered 404); ``object_id`` names it.
+# A caller asked for an object of another tenant (answered 404); ``object_id`` names it and
+# ``object_type`` says what it is (its model's label, such as "payments.payment"; may be empty).
 tenant_denied = Signal()
 
 # A request was refused with 429; ``reason`` is ``caller_rate_limit`` (an authenticated

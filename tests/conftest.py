@@ -114,6 +114,17 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def audit_counts_flushed_by_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No background audit flusher: a test flushes with ``audit.flush_pending()`` when it
+    means to, and counts it left unflushed never reach another test."""
+    from entra_auth import audit
+
+    monkeypatch.setattr(audit, "_start_flusher_automatically", False)
+    monkeypatch.setattr(audit, "_counts", audit._PendingCounts())
+    yield
+
+
+@pytest.fixture(autouse=True)
 def no_tenant_context_outlives_a_test():
     """A request's tenant must never leak into whatever runs next in the same thread."""
     yield

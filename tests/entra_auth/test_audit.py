@@ -7,12 +7,14 @@ Requests go through the whole stack (fake Entra tokens, authentication, the widg
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -56,6 +58,7 @@ JWT_PREFIX = "eyJ"
 NEW_WIDGET = {"name": "Order 1001"}
 TOO_LONG_NAME = "x" * (Widget._meta.get_field("name").max_length + 1)
 MISSING_ID = "999999999"
+WIDGET_TYPE = "tenancy_app.widget"
 FLOOD_SIZE = 40
 
 
@@ -216,7 +219,7 @@ def test_another_tenants_widget_is_a_404_recorded_as_tenant_denied(
     event = only_event()
     assert event.event_type == EventType.TENANT_DENIED
     assert (event.outcome, event.reason) == (Outcome.DENIED, Reason.OTHER_TENANT)
-    assert event.object_id == str(theirs.pk)
+    assert (event.object_type, event.object_id) == (WIDGET_TYPE, str(theirs.pk))
     # The caller's tenant, never the owner's: the row says who tried.
     assert (event.tenant_id, event.subject_oid) == (TENANT_A, user_oid(TENANT_A))
 
@@ -243,6 +246,7 @@ def test_same_tenant_permission_records_another_tenants_object(fake_entra):
         "7",
         TENANT_A,
     )
+    assert event.object_type == ""  # not a model: what it is stays unsaid
 
 
 def test_host_event_is_recorded_once_with_the_caller_and_the_request(send):
@@ -252,7 +256,7 @@ def test_host_event_is_recorded_once_with_the_caller_and_the_request(send):
     event = only_event()
     assert event.event_type == WIDGET_CREATED
     assert (event.outcome, event.reason) == (Outcome.SUCCESS, "")
-    assert event.object_id == str(created.json()["id"])
+    assert (event.object_type, event.object_id) == (WIDGET_TYPE, str(created.json()["id"]))
     assert (event.tenant_id, event.subject_oid, event.app_id) == (
         TENANT_A,
         user_oid(TENANT_A),
@@ -447,7 +451,10 @@ def test_missing_audit_table_leaves_a_refusal_unchanged(send, fake_entra, audit_
     assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
 
 
-# --- floods are coalesced -----------------------------------------------------------------
+# --- floods are coalesced, and counted exactly ----------------------------------------------
+
+REFUSED_TOKEN_BURST = 27
+FORBIDDEN_BURST = 13
 
 
 def audit_writes(queries: CaptureQueriesContext) -> list[str]:
@@ -459,33 +466,292 @@ def audit_writes(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_flood_of_bad_tokens_from_one_address_writes_one_row_and_few_updates(
-    send, configure, fake_entra
-):
+@pytest.fixture
+def one_tenant_no_limits(configure: Callable[..., None]) -> None:
     configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], AUTH_FAILURE_RATE_LIMIT=None)
+
+
+def totals_by_reason() -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for reason, count in AuditEvent.objects.values_list("reason", "count"):
+        totals[reason] = totals.get(reason, 0) + count
+    return totals
+
+
+def test_bursts_of_refusals_reach_their_exact_totals_with_no_later_request(
+    send, fake_entra, one_tenant_no_limits
+):
+    # Given: a burst of refused tokens and a burst of 403s, one kind each.
+    refused = [send("get", ME, token=_expired(fake_entra)) for _ in range(REFUSED_TOKEN_BURST)]
+    forbidden = [send("get", WIDGETS, UNRELATED_USER) for _ in range(FORBIDDEN_BURST)]
+    assert {r.status_code for r in refused} == {401}
+    assert {r.status_code for r in forbidden} == {403}
+
+    # When: no request comes, and the flusher does what it does every few seconds.
+    audit.flush_pending()
+
+    # Then: the audit log holds the exact totals, each burst in one row.
+    assert totals_by_reason() == {
+        "expired": REFUSED_TOKEN_BURST,
+        Reason.MISSING_SCOPE: FORBIDDEN_BURST,
+    }
+    for burst, reason in ((refused, "expired"), (forbidden, Reason.MISSING_SCOPE)):
+        row = only_event(reason=reason)
+        # Both ends of the burst lead to the request logs.
+        assert row.request_id == burst[0]["X-Request-ID"]
+        assert row.last_request_id == burst[-1]["X-Request-ID"]
+        assert row.occurred_at <= row.last_occurred_at
+
+
+def test_flood_of_bad_tokens_writes_one_row_then_one_update_per_flush(
+    send, fake_entra, one_tenant_no_limits
+):
     token = _expired(fake_entra)
 
     with CaptureQueriesContext(connection) as queries:
         statuses = {send("get", ME, token=token).status_code for _ in range(FLOOD_SIZE)}
+    assert statuses == {401}
+    assert only_event().count == 1  # the others wait in memory: no write per request
+    assert len(audit_writes(queries)) == 1
+
+    with CaptureQueriesContext(connection) as queries:
+        written = audit.flush_pending()
+
+    assert written == FLOOD_SIZE - 1
+    event = only_event()
+    assert (event.reason, event.client_ip, event.count) == ("expired", CLIENT_ADDRESS, FLOOD_SIZE)
+    updates = audit_writes(queries)
+    assert len(updates) == 1 and updates[0].lstrip().upper().startswith("UPDATE")
+    # Added to the row, never written over it.
+    assert '"count" + ' in updates[0] or "count + " in updates[0].lower()
+    assert audit.flush_pending() == 0  # nothing is counted twice
+
+
+def test_counts_of_every_worker_add_up_in_the_one_row_of_their_window(
+    send, fake_entra, one_tenant_no_limits, monkeypatch
+):
+    # Two worker processes share the cache and the database; each counts in its own memory.
+    workers = {"a": audit._PendingCounts(), "b": audit._PendingCounts()}
+
+    def burst(worker: str, size: int) -> None:
+        monkeypatch.setattr(audit, "_counts", workers[worker])
+        for _ in range(size):
+            assert send("get", ME, token=_expired(fake_entra)).status_code == 401
+
+    def flush(worker: str) -> int:
+        monkeypatch.setattr(audit, "_counts", workers[worker])
+        return audit.flush_pending()
+
+    burst("a", 5)  # the first refusal writes the row, 4 are counted by a
+    burst("b", 7)
+    assert flush("b") == 7
+    burst("a", 3)
+    burst("b", 2)
+    assert (flush("a"), flush("b"), flush("a")) == (7, 2, 0)
+
+    assert only_event().count == 5 + 7 + 3 + 2
+
+
+def test_a_failed_flush_keeps_its_counts_and_the_next_one_writes_them(
+    send, fake_entra, one_tenant_no_limits, monkeypatch, caplog
+):
+    for _ in range(10):
+        send("get", ME, token=_expired(fake_entra))
+    table = AuditEvent._meta.db_table
+
+    # The audit table is unreachable for a while: the UPDATE fails in the database.
+    monkeypatch.setattr(AuditEvent._meta, "db_table", f"{table}_unreachable")
+    assert audit.flush_pending() == 0
+    assert audit.flush_pending() == 0
+    for _ in range(5):  # refusals keep coming during the outage, and keep being counted
+        send("get", ME, token=_expired(fake_entra))
+    monkeypatch.setattr(AuditEvent._meta, "db_table", table)
+
+    assert audit.flush_pending() == 9 + 5
+    assert only_event().count == 15
+    errors = [r for r in caplog.records if r.name == "entra_auth.audit" and r.levelname == "ERROR"]
+    assert len(errors) == 1, "an outage is logged once, not on every flush"
+    assert "kept for retry" in errors[0].getMessage()
+
+
+def test_the_first_refusal_of_a_window_is_kept_when_its_row_cannot_be_written(
+    send, fake_entra, one_tenant_no_limits, monkeypatch
+):
+    def database_down(**fields: Any) -> None:
+        raise DatabaseError("the audit store is down")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(AuditEvent.objects, "create", database_down)
+        responses = [send("get", ME, token=_expired(fake_entra)) for _ in range(4)]
+        assert {r.status_code for r in responses} == {401}
+        assert audit.flush_pending() == 0  # still down: kept
+
+    assert audit.flush_pending() == 4
+    row = only_event()
+    assert row.count == 4
+    assert (row.request_id, row.last_request_id) == (
+        responses[0]["X-Request-ID"],
+        responses[-1]["X-Request-ID"],
+    )
+
+
+def test_counts_whose_row_never_appears_become_a_row_of_their_own(
+    send, fake_entra, one_tenant_no_limits, monkeypatch
+):
+    # The process that wrote the window's row could not publish it (its cache write failed).
+    monkeypatch.setattr(audit, "_publish_row", lambda *args, **kwargs: None)
+    responses = [send("get", ME, token=_expired(fake_entra)) for _ in range(6)]
+
+    # At first the counts wait for the row, which another process may still be writing...
+    assert audit.flush_pending() == 0
+    assert only_event().count == 1
+    # ...then, past the wait (here: at exit), they are written as a row of their own.
+    audit._flush_at_exit()
+
+    rows = list(AuditEvent.objects.order_by("id"))
+    assert [row.count for row in rows] == [1, 5]
+    assert rows[1].request_id == responses[1]["X-Request-ID"]
+    assert rows[1].last_request_id == responses[-1]["X-Request-ID"]
+
+
+def test_counts_for_a_row_that_is_gone_become_a_row_of_their_own(
+    send, fake_entra, one_tenant_no_limits
+):
+    for _ in range(4):
+        send("get", ME, token=_expired(fake_entra))
+    AuditEvent.objects.all().delete()  # pruned, or rolled back with its request
+
+    assert audit.flush_pending() == 3
+    assert only_event().count == 3
+
+
+def test_pending_counts_are_bounded_and_past_the_bound_events_get_rows_of_their_own(
+    send, fake_entra, one_tenant_no_limits, monkeypatch
+):
+    monkeypatch.setattr(audit, "MAX_PENDING_ROWS", 1)
+    for _ in range(3):
+        send("get", ME, token=_expired(fake_entra))  # holds the one pending row
+        send("get", ME, token=_expired(fake_entra), REMOTE_ADDR="203.0.113.9")
+
+    assert len(audit._counts) == 1
+    audit.flush_pending()
+    # Nothing lost: the second address's refusals were written as rows as they came.
+    assert dict(
+        AuditEvent.objects.values("client_ip")
+        .annotate(total=Sum("count"))
+        .values_list("client_ip", "total")
+    ) == {CLIENT_ADDRESS: 3, "203.0.113.9": 3}
+
+
+def test_a_forked_worker_starts_with_no_counts_of_its_parent(send, fake_entra, monkeypatch):
+    send("get", ME, token=_expired(fake_entra))
+    send("get", ME, token=_expired(fake_entra))
+    assert len(audit._counts) == 1
+
+    audit._forget_parent_counts()  # what os.register_at_fork runs in the child
+
+    assert len(audit._counts) == 0
+
+
+# --- the background flusher ---------------------------------------------------------------
+
+
+def test_flusher_flushes_once_per_interval_until_stopped():
+    schedule: list[str] = []
+    stop_after = 3
+
+    def wait(timeout_s: float) -> bool:
+        schedule.append(f"wait {timeout_s}")
+        return schedule.count(f"wait {timeout_s}") > stop_after
+
+    flusher = audit._Flusher(2.5, flush=lambda: schedule.append("flush"), wait=wait)
+    flusher.run()  # the thread's body, here in the test's thread
+
+    assert schedule == ["wait 2.5", "flush"] * stop_after + ["wait 2.5"]
+
+
+def test_flusher_outlives_a_flush_that_raises(caplog):
+    calls: list[int] = []
+
+    def flush() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the audit store is down")
+
+    waits = iter([False, False, True])
+    audit._Flusher(1, flush=flush, wait=lambda timeout_s: next(waits)).run()
+
+    assert len(calls) == 2
+    assert any("audit flush failed" in r.getMessage() for r in caplog.records)
+
+
+def test_flusher_interval_is_a_few_seconds_so_a_burst_lands_within_ten():
+    assert 0 < audit.COALESCE_FLUSH_INTERVAL_S <= 5
+    # Counts waiting for another process's row are written by then too.
+    assert audit.ROW_WAIT_S + audit.COALESCE_FLUSH_INTERVAL_S < 10
+    assert audit._Flusher().interval_s == audit.COALESCE_FLUSH_INTERVAL_S
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_flusher_thread_starts_itself_and_writes_a_burst_with_no_later_request(
+    send, fake_entra, one_tenant_no_limits, monkeypatch
+):
+    flushed = threading.Event()
+    flush_pending = audit.flush_pending
+    written: list[int] = []
+
+    def observed_flush(**kwargs: Any) -> int:
+        written.append(flush_pending(**kwargs))
+        # The first refusal wrote the row; the thread writes every other one.
+        if sum(written) == REFUSED_TOKEN_BURST - 1:
+            flushed.set()
+        return written[-1]
+
+    monkeypatch.setattr(audit, "flush_pending", observed_flush)
+    monkeypatch.setattr(audit, "COALESCE_FLUSH_INTERVAL_S", 0.05)
+    monkeypatch.setattr(audit, "_start_flusher_automatically", True)
+    monkeypatch.setattr(audit, "_flusher", None)
+    try:
+        for _ in range(REFUSED_TOKEN_BURST):
+            send("get", ME, token=_expired(fake_entra))
+
+        # No request from here on: the thread the first counted refusal started writes them.
+        assert flushed.wait(timeout=10), "the flusher thread wrote nothing"
+    finally:
+        flusher = audit._flusher
+        assert flusher is not None and flusher.daemon
+        flusher.stop(timeout_s=10)
+    assert not flusher.is_alive()
+    assert only_event().count == REFUSED_TOKEN_BURST
+
+
+def test_a_flusher_that_cannot_start_loses_and_doubles_nothing(
+    send, fake_entra, one_tenant_no_limits, monkeypatch, caplog
+):
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(audit._Flusher, "start", no_thread)
+    monkeypatch.setattr(audit, "_start_flusher_automatically", True)
+    monkeypatch.setattr(audit, "_flusher", None)
+
+    statuses = {send("get", ME, token=_expired(fake_entra)).status_code for _ in range(5)}
 
     assert statuses == {401}
-    event = only_event()
-    assert (event.reason, event.client_ip) == ("expired", CLIENT_ADDRESS)
-    assert 2 <= event.count <= FLOOD_SIZE
-    # One INSERT, then at most one UPDATE per flush interval: not one write per request.
-    assert len(audit_writes(queries)) <= 3
+    assert only_event().count == 1  # the others are counted once, not written as rows too
+    assert any("could not start the audit flusher" in r.getMessage() for r in caplog.records)
+    audit.flush_pending()
+    assert only_event().count == 5
 
 
-def test_coalesced_count_is_exact_when_every_event_may_flush(
-    send, configure, fake_entra, monkeypatch
-):
-    configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A], AUTH_FAILURE_RATE_LIMIT=None)
-    monkeypatch.setattr(audit, "COALESCE_FLUSH_INTERVAL_S", 0)
-
-    for _ in range(FLOOD_SIZE):
+def test_exit_flush_writes_what_is_pending(send, fake_entra, one_tenant_no_limits):
+    for _ in range(5):
         send("get", ME, token=_expired(fake_entra))
 
-    assert only_event().count == FLOOD_SIZE
+    audit._flush_at_exit()
+
+    assert only_event().count == 5
+    assert len(audit._counts) == 0
 
 
 def test_refusals_are_coalesced_per_address_and_reason_only(send, configure, fake_entra):
@@ -553,6 +819,20 @@ def test_record_takes_explicit_fields_and_truncates_long_ones(rf):
     assert len(event.path) == AuditEvent._meta.get_field("path").max_length
     assert event.path.endswith("…")
     assert len(event.user_agent) == AuditEvent._meta.get_field("user_agent").max_length
+
+
+def test_record_says_what_the_object_is_from_a_model_instance_or_explicitly():
+    widget = WidgetFactory()
+
+    from_instance = record(WIDGET_RENAMED, object=widget)
+    explicit = record(WIDGET_RENAMED, object_type="billing.invoice", object_id="inv-7")
+
+    assert from_instance is not None and explicit is not None
+    assert (from_instance.object_type, from_instance.object_id) == (WIDGET_TYPE, str(widget.pk))
+    assert (explicit.object_type, explicit.object_id) == ("billing.invoice", "inv-7")
+    # A single event is its own first and last.
+    assert from_instance.last_request_id == from_instance.request_id
+    assert from_instance.last_occurred_at == from_instance.occurred_at
 
 
 def test_host_app_event_types_must_be_registered():

@@ -26,6 +26,8 @@ PAYMENTS = "/api/payments/"
 CLIENT_ADDRESS = "198.51.100.23"
 JWT_PREFIX = "eyJ"
 NEW_PAYMENT = {"amount": "12.50", "currency": "EUR", "description": "Order 1001"}
+PAYMENT_TYPE = "payments.payment"
+AUDIT_LOG = "/admin/entra_auth/auditevent/"
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_another_tenants_payment_is_a_404_recorded_as_tenant_denied(
     event = only_event()
     assert event.event_type == EventType.TENANT_DENIED
     assert (event.outcome, event.reason) == (Outcome.DENIED, Reason.OTHER_TENANT)
-    assert event.object_id == str(theirs.pk)
+    assert (event.object_type, event.object_id) == (PAYMENT_TYPE, str(theirs.pk))
     # The caller's tenant, never the owner's: the row says who tried.
     assert (event.tenant_id, event.subject_oid) == (TENANT_A, user_oid(TENANT_A))
 
@@ -97,7 +99,7 @@ def test_payment_created_is_recorded_once_also_when_the_request_is_replayed(send
     event = only_event()
     assert event.event_type == "payment_created"
     assert (event.outcome, event.reason) == (Outcome.SUCCESS, "")
-    assert event.object_id == first.json()["id"]
+    assert (event.object_type, event.object_id) == (PAYMENT_TYPE, first.json()["id"])
     assert (event.tenant_id, event.subject_oid, event.app_id) == (
         TENANT_A,
         user_oid(TENANT_A),
@@ -121,8 +123,22 @@ def test_refund_is_recorded_as_payment_refunded(send):
     assert response.status_code == 201
     event = only_event()
     assert (event.event_type, event.outcome) == ("payment_refunded", Outcome.SUCCESS)
-    assert event.object_id == str(payment.pk)
+    assert (event.object_type, event.object_id) == (PAYMENT_TYPE, str(payment.pk))
     assert event.path == f"{PAYMENTS}{payment.pk}/refund/"
+
+
+def test_the_admin_links_a_payment_event_to_the_payment(send, client, django_user_model):
+    created = send("post", PAYMENTS, WRITER, NEW_PAYMENT, HTTP_IDEMPOTENCY_KEY="order-1002")
+    event = only_event()
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    payment_page = f"/admin/payments/payment/{created.json()['id']}/change/"
+
+    listing = client.get(AUDIT_LOG).content.decode()
+    detail = client.get(f"{AUDIT_LOG}{event.pk}/change/").content.decode()
+
+    assert f'href="{payment_page}"' in listing
+    assert f'href="{payment_page}"' in detail and "Payment created" in detail
+    assert "Order 1001" in client.get(payment_page).content.decode()
 
 
 def test_refused_refund_records_no_success_event(send):
