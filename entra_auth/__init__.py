@@ -28,6 +28,7 @@ _PUBLIC = {
     "IsAppOnly": "entra_auth.permissions",
     "IsDelegated": "entra_auth.permissions",
     "IsEntraCaller": "entra_auth.permissions",
+    "RequiresAuthContext": "entra_auth.permissions",
     "SameTenant": "entra_auth.permissions",
     "per_action": "entra_auth.permissions",
     "TenantOwnedModel": "entra_auth.tenancy",

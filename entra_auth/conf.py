@@ -91,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     # Audit: refusals of one kind from one client IP within this many seconds share a row
     # (its ``count`` grows); 0 writes a row per refusal.
     "AUDIT_COALESCE_WINDOW": AUDIT_COALESCE_WINDOW_S,
+    # The bearer token Prometheus sends to GET /metrics (entra_auth.metrics, the metrics
+    # extra); None or "" keeps the metrics off and the route answers 404.
+    "METRICS_TOKEN": None,
 }
 
 
@@ -174,6 +177,7 @@ SETTING_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "RATE_LIMIT_FAIL_OPEN": ("True or False", _is_flag),
     "API_PATH_PREFIXES": ("a list of strings", _is_texts),
     "AUDIT_COALESCE_WINDOW": ("a number of seconds", _is_seconds),
+    "METRICS_TOKEN": ("a string or None", _is_optional_text),
 }
 
 DEV_KEY_FILE_NAME = "dev-key.pem"

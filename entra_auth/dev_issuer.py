@@ -141,8 +141,13 @@ def mint_token(
     lifetime_s: int = DEFAULT_LIFETIME_S,
     object_id: str | None = None,
     now: float | None = None,
+    auth_contexts: Iterable[str] = (),
 ) -> str:
-    """A v2 access token for this API signed by the development key."""
+    """A v2 access token for this API signed by the development key.
+
+    ``auth_contexts`` go into ``acrs``, as Entra writes the Conditional Access authentication
+    contexts a user's sign-in satisfied (docs/permissions.md#step-up-authentication-context).
+    """
     tenant_id = str(uuid.UUID(tenant_id))
     private_key = load_or_create_private_key()
     issued_at = int(time.time() if now is None else now)
@@ -170,5 +175,8 @@ def mint_token(
     role_list = list(roles)
     if role_list or app_only:
         claims["roles"] = role_list
+    context_list = list(dict.fromkeys(auth_contexts))
+    if context_list:
+        claims["acrs"] = context_list
     headers = {"kid": key_id(private_key.public_key()), "typ": "JWT"}
     return jwt.encode(claims, private_key, algorithm="RS256", headers=headers)

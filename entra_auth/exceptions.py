@@ -7,6 +7,8 @@ whatever ``DEBUG`` says.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
@@ -176,6 +178,30 @@ def _error_body(data: Any) -> dict[str, Any]:
 def insufficient_scope_challenge(missing: tuple[str, ...]) -> str:
     """RFC 6750 §3.1 ``insufficient_scope``, naming the scopes or roles that would grant access."""
     return www_authenticate(entra_settings.REALM, "insufficient_scope", scope=" ".join(missing))
+
+
+def auth_context_claims(context_id: str) -> str:
+    """The claims request asking for an authentication context, as a claims challenge carries
+    it: standard base64 of ``{"access_token":{"acrs":{"essential":true,"value":"c1"}}}``
+    (Microsoft's "Claims challenges, claims requests and client capabilities")."""
+    request = {"access_token": {"acrs": {"essential": True, "value": context_id}}}
+    return base64.b64encode(json.dumps(request, separators=(",", ":")).encode()).decode("ascii")
+
+
+def insufficient_claims_challenge(context_id: str, tenant_id: str) -> str:
+    """The claims challenge of a 401 asking for a step-up to the authentication context
+    ``context_id``: ``Bearer realm="api", authorization_uri="<INSTANCE><tenant>/oauth2/v2.0/
+    authorize", error="insufficient_claims", claims="<base64>"`` (docs/errors.md)."""
+    instance = entra_settings.INSTANCE
+    if not instance.endswith("/"):
+        instance += "/"
+    params = [
+        f"realm={_quote(entra_settings.REALM)}",
+        f"authorization_uri={_quote(f'{instance}{tenant_id}/oauth2/v2.0/authorize')}",
+        f"error={_quote('insufficient_claims')}",
+        f"claims={_quote(auth_context_claims(context_id))}",
+    ]
+    return "Bearer " + ", ".join(params)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

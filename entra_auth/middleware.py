@@ -10,7 +10,10 @@ For each request it
 - answers a database outage with 503 and ``Retry-After`` in any view, not a 500;
 - completes a 403 that entra_auth's permissions refused: ``WWW-Authenticate: Bearer
   error="insufficient_scope", scope="…"`` (RFC 6750 §3.1) and an ``authorization_denied``
-  audit event, whichever DRF ``EXCEPTION_HANDLER`` the project uses.
+  audit event, whichever DRF ``EXCEPTION_HANDLER`` the project uses;
+- turns a 403 that only an authentication context would have granted into Microsoft's claims
+  challenge: 401, ``error="insufficient_claims", claims="…"``, so that the client steps up
+  (docs/permissions.md#step-up-authentication-context).
 
 The request runs in the thread's own context (not a copy of it), so what Django keeps per
 context across requests, such as cache connections, is reused.
@@ -18,6 +21,7 @@ context across requests, such as cache connections, is reused.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -34,6 +38,7 @@ __all__ = ["REQUEST_ID_HEADER", "RequestContextMiddleware", "current_request_id"
 REQUEST_ID_HEADER = "X-Request-ID"
 _INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _FORBIDDEN = 403
+_UNAUTHORIZED = 401
 
 
 class RequestContextMiddleware:
@@ -63,6 +68,14 @@ class RequestContextMiddleware:
         response[REQUEST_ID_HEADER] = request_id
         return response
 
+    def process_template_response(self, request: HttpRequest, response: Any) -> Any:
+        """A DRF answer, before any other middleware sees it: a refusal that a stronger sign-in
+        would cure becomes its 401 claims challenge here, so that every layer (the request
+        log among them) sees the status the client gets."""
+        if response.status_code == _FORBIDDEN and _needs_step_up(request, response):
+            _complete_authorization_denial(request, response)
+        return response
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
         """A database outage in any view (the admin, plain Django views) is a 503 with
         ``Retry-After``, logged once per interval; anything else takes Django's course."""
@@ -78,19 +91,32 @@ class RequestContextMiddleware:
         return database_unavailable_response()
 
 
+def _needs_step_up(request: HttpRequest, response: HttpResponse) -> bool:
+    """A 403 of DRF's for an Entra caller that only lacked an authentication context."""
+    from .logging import request_principal
+    from .permissions import MISSING_AUTH_CONTEXT, denial
+
+    if not getattr(response, "exception", False) or request_principal(request) is None:
+        return False
+    return denial(request)[0] == MISSING_AUTH_CONTEXT
+
+
 def _complete_authorization_denial(request: HttpRequest, response: HttpResponse) -> None:
     """A 403 that DRF answered for an Entra caller: name what was missing, audit it."""
     # DRF marks the answers of its exception handling; a view returning 403 itself is its own.
     if not getattr(response, "exception", False):
         return
     from .logging import request_principal
-    from .permissions import denial
+    from .permissions import MISSING_AUTH_CONTEXT, denial
     from .signals import authorization_denied
 
-    if request_principal(request) is None:
+    caller = request_principal(request)
+    if caller is None:
         return
     reason, missing = denial(request)
-    if missing and "WWW-Authenticate" not in response:
+    if reason == MISSING_AUTH_CONTEXT:
+        _answer_claims_challenge(response, caller, missing)
+    elif missing and "WWW-Authenticate" not in response:
         from .exceptions import insufficient_scope_challenge
 
         response["WWW-Authenticate"] = insufficient_scope_challenge(missing)
@@ -102,6 +128,32 @@ def _complete_authorization_denial(request: HttpRequest, response: HttpResponse)
         reason=reason,
         missing=missing,
     )
+
+
+def _answer_claims_challenge(
+    response: HttpResponse, caller: Any, contexts: tuple[str, ...]
+) -> None:
+    """Make ``response`` the 401 claims challenge for the first of ``contexts``.
+
+    The response is changed in place, so that the headers other layers set (security headers,
+    cookies) stay. The body is the JSON error shape (docs/errors.md); the challenge names the
+    authorize endpoint of the configured tenant, or of the caller's for a multi-tenant API.
+    """
+    from .exceptions import insufficient_claims_challenge
+    from .permissions import auth_context_detail
+
+    tenant_id = entra_settings.TENANT_ID
+    if not tenant_id or entra_settings.is_multi_tenant:
+        tenant_id = caller.tid
+    body = {"detail": auth_context_detail(contexts), "request_id": current_request_id()}
+    response.status_code = _UNAUTHORIZED
+    response["WWW-Authenticate"] = insufficient_claims_challenge(contexts[0], tenant_id)
+    response["Content-Type"] = "application/json"
+    response.content = json.dumps(body).encode()
+    if hasattr(response, "data"):
+        response.data = body  # a DRF Response: what tests and later layers read
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))
 
 
 # Names that moved to the optional modules of ``entra_auth.http``; the old paths keep working.

@@ -15,13 +15,17 @@ an action it does not name is refused with an error, never silently allowed::
 A refusing requirement says what was missing: the 403's ``detail`` names it, and
 ``RequestContextMiddleware`` adds ``WWW-Authenticate: Bearer error="insufficient_scope",
 scope="<required>"`` (RFC 6750 §3.1) and records the denial in the audit log
-(docs/permissions.md).
+(docs/permissions.md). When all that is missing is a Conditional Access authentication context
+(``RequiresAuthContext``), the middleware answers Microsoft's claims challenge instead: 401,
+``error="insufficient_claims"`` (docs/permissions.md#step-up-authentication-context).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.exceptions import MethodNotAllowed, NotFound
 from rest_framework.permissions import (
@@ -47,6 +51,10 @@ MISSING_SCOPE = "missing_scope"
 MISSING_ROLE = "missing_role"
 MISSING_SCOPE_OR_ROLE = "missing_scope_or_role"
 PERMISSION_DENIED = "permission_denied"
+MISSING_AUTH_CONTEXT = "missing_auth_context"
+# An authentication context id as Entra issues them ("c1" to "c99"), and nothing a header or a
+# log line could trip over.
+AUTH_CONTEXT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 # The requirements a refused request lacked, as (reason, name) pairs, kept on the Django request
@@ -69,16 +77,42 @@ def _rewind(request: Any, mark: int) -> None:
     del _missing(request)[mark:]
 
 
+def _split(missing: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], tuple[str, ...]]:
+    """Scopes and roles (as recorded), and the authentication context ids, apart."""
+    grants = [entry for entry in missing if entry[0] != MISSING_AUTH_CONTEXT]
+    contexts = tuple(dict.fromkeys(n for r, n in missing if r == MISSING_AUTH_CONTEXT))
+    return grants, contexts
+
+
+def _only_auth_contexts(missing: list[tuple[str, str]]) -> bool:
+    return bool(missing) and all(reason == MISSING_AUTH_CONTEXT for reason, _name in missing)
+
+
 def _refused(permission: Any, request: Any, mark: int) -> bool:
-    """Let ``permission`` say what it lacked (DRF puts ``message`` in the 403's ``detail``)."""
-    names = tuple(dict.fromkeys(name for _reason, name in _missing(request)[mark:]))
+    """Let ``permission`` say what it lacked (DRF puts ``message`` in the 403's ``detail``).
+
+    Scopes and roles come first: while one is missing, a stronger sign-in alone would not help.
+    """
+    grants, contexts = _split(_missing(request)[mark:])
+    names = tuple(dict.fromkeys(name for _reason, name in grants))
     if names:
         permission.message = (
             "The token lacks the scope or app role this action requires: one of "
             + ", ".join(names)
             + "."
         )
+    elif contexts:
+        permission.message = auth_context_detail(contexts)
     return False
+
+
+def auth_context_detail(contexts: tuple[str, ...]) -> str:
+    """The sentence saying that a stronger sign-in (an authentication context) is needed."""
+    return (
+        "This action requires a stronger sign-in: a token issued for the authentication "
+        "context " + " or ".join(contexts) + ". Sign in again as the WWW-Authenticate "
+        "claims challenge asks."
+    )
 
 
 def denial(request: Any) -> tuple[str, tuple[str, ...]]:
@@ -88,8 +122,14 @@ def denial(request: Any) -> tuple[str, tuple[str, ...]]:
     both refuse, ``A & B`` the side that refused, ``~A`` nothing. The reason is
     ``missing_scope``, ``missing_role``, ``missing_scope_or_role`` (a rule that a scope or a
     role would satisfy), or ``permission_denied`` when no name would help.
+
+    Authentication contexts count only when nothing else is missing: the reason is then
+    ``missing_auth_context`` and the names are the context ids (a step-up would grant). While a
+    scope or role is missing too, only the scopes and roles are named.
     """
-    missing = _missing(request)
+    missing, contexts = _split(_missing(request))
+    if not missing and contexts:
+        return MISSING_AUTH_CONTEXT, contexts
     reasons = {reason for reason, _name in missing}
     if len(reasons) == 1:
         reason = reasons.pop()
@@ -98,14 +138,21 @@ def denial(request: Any) -> tuple[str, tuple[str, ...]]:
     return reason, tuple(dict.fromkeys(name for _reason, name in missing))
 
 
-def report_tenant_denial(request: Any, *, sender: Any, object_id: Any = None) -> None:
+def report_tenant_denial(
+    request: Any, *, sender: Any, object_id: Any = None, object_type: str | None = None
+) -> None:
     """Send ``entra_auth.signals.tenant_denied``: the caller asked for another tenant's object.
 
     ``SameTenant`` and the tenant-scoped manager's ``get()`` do so themselves; call it from
     code that finds out some other way. The caller still gets a plain 404: the object's
-    existence is never revealed (docs/tenancy.md).
+    existence is never revealed (docs/tenancy.md). ``object_type`` is the object's model label
+    (``"payments.payment"``); by default, ``sender``'s when it is a model.
     """
-    tenant_denied.send_robust(sender=sender, request=request, object_id=object_id)
+    if object_type is None:
+        object_type = getattr(getattr(sender, "_meta", None), "label_lower", "") or ""
+    tenant_denied.send_robust(
+        sender=sender, request=request, object_id=object_id, object_type=object_type
+    )
 
 
 class _ObjectChecksNameNothing:
@@ -125,8 +172,15 @@ class _AllOf(_ObjectChecksNameNothing, AND):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         mark = len(_missing(request))
-        if super().has_permission(request, view):
-            return True
+        if self.op1.has_permission(request, view):
+            if self.op2.has_permission(request, view):
+                return True
+        elif _only_auth_contexts(_missing(request)[mark:]):
+            # A step-up would grant only if the other side grants too: ask it, so that a
+            # scope or role it lacks is named instead of a step-up that would not help.
+            named = len(_missing(request))
+            if not self.op2.has_permission(request, view) and len(_missing(request)) == named:
+                _rewind(request, mark)  # it refuses, and nothing named would cure it
         return _refused(self, request, mark)
 
 
@@ -164,16 +218,34 @@ class _EntraOperations:
         return _EntraOperandHolder(_AllOf, self, other)
 
     def __or__(self, other: Any) -> Any:
+        _must_not_grant_alone(self, other)
         return _EntraOperandHolder(_AnyOf, self, other)
 
     def __rand__(self, other: Any) -> Any:
         return _EntraOperandHolder(_AllOf, other, self)
 
     def __ror__(self, other: Any) -> Any:
+        _must_not_grant_alone(other, self)
         return _EntraOperandHolder(_AnyOf, other, self)
 
     def __invert__(self) -> Any:
+        _must_not_grant_alone(self)
         return _EntraOperandHolder(_AllOf, IsEntraCaller, _EntraSingleOperandHolder(_NoneOf, self))
+
+
+def _must_not_grant_alone(*operands: Any) -> None:
+    """``RequiresAuthContext.from_setting`` grants every Entra caller while its setting is
+    empty, so it may only add to another rule: ``X | B`` would admit anyone, ``~X`` no one."""
+    for operand in operands:
+        if (
+            isinstance(operand, type)
+            and issubclass(operand, RequiresAuthContext)
+            and operand.setting is not None
+        ):
+            raise ImproperlyConfigured(
+                f"{operand.__name__} grants every caller while its setting is empty: "
+                "combine it with '&' only."
+            )
 
 
 class _EntraOperandHolder(_EntraOperations, OperandHolder):
@@ -215,7 +287,7 @@ class _RequirementMeta(_EntraRuleMeta):
 
     def _must_name_requirements(cls) -> None:
         # Behind a granting '|' an unnamed requirement would never be evaluated: refuse it now.
-        if cls.required is None:
+        if not cls._is_named():
             raise ImproperlyConfigured(
                 f"{cls.__name__} must name what it requires before it is composed, "
                 f"e.g. {cls.__name__}('Payments.Read')."
@@ -261,6 +333,10 @@ class _Requirement(BasePermission, metaclass=_RequirementMeta):
             {"required": frozenset(names), "_order": names, "__module__": cls.__module__},
         )
 
+    @classmethod
+    def _is_named(cls) -> bool:
+        return cls.required is not None
+
     def _granted(self, request: Request, caller: Any) -> bool:
         raise NotImplementedError
 
@@ -300,6 +376,100 @@ class HasAppRole(_Requirement):
         return not caller.roles.isdisjoint(self.required)
 
 
+class RequiresAuthContext(_Requirement):
+    """A user's token issued for one of the required Conditional Access authentication
+    contexts: its ``acrs`` claim holds one of them (the step-up of Microsoft's "Developer guide
+    to Conditional Access authentication context").
+
+    ``RequiresAuthContext("c1")`` names the context ids; ``RequiresAuthContext.from_setting(
+    "NAME")`` reads them from the Django setting ``NAME`` on every request (a string or a list
+    of strings), and grants every Entra caller while that setting is empty, so it combines with
+    ``&`` only. Without the context, a delegated caller is answered with a 401 claims challenge
+    asking for the first one named (``RequestContextMiddleware``); an app-only token never
+    carries one (Conditional Access applies to users' sign-ins), so it is refused with a 403
+    that names nothing. See docs/permissions.md#step-up-authentication-context.
+    """
+
+    denial_reason = MISSING_AUTH_CONTEXT
+    # The Django setting naming the context ids, for ``from_setting``.
+    setting: str | None = None
+
+    @classmethod
+    def requiring(cls, *required: str) -> type[_Requirement]:
+        _check_auth_context_ids(cls.__name__, required)
+        return super().requiring(*required)
+
+    @classmethod
+    def from_setting(cls, name: str) -> type[RequiresAuthContext]:
+        """A requirement whose context ids are the Django setting ``name``, read per request."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ImproperlyConfigured(f"{cls.__name__}.from_setting needs a setting name.")
+        return type(
+            f"{cls.__name__}.from_setting({name!r})",
+            (cls,),
+            {"setting": name, "__module__": cls.__module__},
+        )
+
+    @classmethod
+    def _is_named(cls) -> bool:
+        return cls.required is not None or cls.setting is not None
+
+    @classmethod
+    def auth_contexts(cls) -> tuple[str, ...]:
+        """The context ids this requirement asks for now, in order; ``()`` for a setting that
+        is empty (nothing is required). For API descriptions (an OpenAPI generator) as much as
+        for the check itself."""
+        if cls.setting is None:
+            return cls._order
+        value = getattr(settings, cls.setting, None)
+        if value is None or value == "" or value == [] or value == ():
+            return ()
+        ids = (value,) if isinstance(value, str) else value
+        if not isinstance(ids, (list, tuple)):
+            raise ImproperlyConfigured(
+                f"settings.{cls.setting} must be an authentication context id such as 'c1', "
+                "or a list of them."
+            )
+        _check_auth_context_ids(f"settings.{cls.setting}", ids)
+        return tuple(dict.fromkeys(ids))
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not self._is_named():
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} must name the authentication contexts it requires, "
+                f"e.g. {type(self).__name__}('c1')."
+            )
+        required = self.auth_contexts()
+        caller = _entra_caller(request)
+        if not required:  # from_setting, with the setting empty: nothing more is required
+            return caller is not None
+        if caller is not None and self._holds(caller, required):
+            return True
+        if caller is None or caller.is_app_only:
+            # No step-up can help: nothing is named, and a valid token gets a plain 403.
+            return False
+        missing = _missing(request)
+        mark = len(missing)
+        missing.extend((MISSING_AUTH_CONTEXT, context) for context in required)
+        return _refused(self, request, mark)
+
+    def _granted(self, request: Request, caller: Any) -> bool:
+        return self._holds(caller, self.auth_contexts())
+
+    @staticmethod
+    def _holds(caller: Any, required: tuple[str, ...]) -> bool:
+        held = getattr(caller, "auth_contexts", None) or frozenset()
+        return not caller.is_app_only and not held.isdisjoint(required)
+
+
+def _check_auth_context_ids(owner: str, ids: Any) -> None:
+    if not ids or not all(isinstance(i, str) and AUTH_CONTEXT_ID.fullmatch(i) for i in ids):
+        raise ImproperlyConfigured(
+            f"{owner} needs authentication context ids such as 'c1' (letters, digits, '.', "
+            "'_' or '-', at most 64 characters)."
+        )
+
+
 class IsAppOnly(BasePermission, metaclass=_EntraRuleMeta):
     """The caller is an application acting as itself (client credentials)."""
 
@@ -333,7 +503,12 @@ class SameTenant(BasePermission, metaclass=_EntraRuleMeta):
             return False
         tenant_id = getattr(obj, "tenant_id", None)
         if tenant_id is None or str(tenant_id).lower() != caller.tid:
-            report_tenant_denial(request, sender=type(view), object_id=getattr(obj, "pk", None))
+            report_tenant_denial(
+                request,
+                sender=type(view),
+                object_id=getattr(obj, "pk", None),
+                object_type=getattr(getattr(obj, "_meta", None), "label_lower", "") or "",
+            )
             raise NotFound()
         return True
 
@@ -422,5 +597,5 @@ def unnamed_requirements(permission: Any) -> list[str]:
     if isinstance(permission, type) and issubclass(permission, _PerAction):
         return [name for rule in permission.rules.values() for name in unnamed_requirements(rule)]
     if isinstance(permission, type) and issubclass(permission, _Requirement):
-        return [] if permission.required is not None else [permission.__name__]
+        return [] if permission._is_named() else [permission.__name__]
     return []

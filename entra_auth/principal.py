@@ -36,6 +36,8 @@ class EntraPrincipal:
     token_version: str = field(default="2.0", compare=False)
     name: str | None = field(default=None, compare=False)
     preferred_username: str | None = field(default=None, compare=False)
+    # Conditional Access authentication contexts the sign-in satisfied (``acrs``).
+    auth_contexts: frozenset[str] = field(default=frozenset(), compare=False)
 
     is_authenticated = True
     is_anonymous = False
@@ -46,7 +48,8 @@ class EntraPrincipal:
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> EntraPrincipal:
         """The principal of validated claims: ``scp`` becomes ``scopes``, ``roles`` ``roles``,
-        ``azp``/``appid`` ``app_id``; app-only when there is no ``scp`` or ``idtyp`` is app."""
+        ``acrs`` ``auth_contexts``, ``azp``/``appid`` ``app_id``; app-only when there is no
+        ``scp`` or ``idtyp`` is app."""
         return cls(
             oid=claims["oid"].lower(),
             tid=claims["tid"].lower(),
@@ -58,6 +61,7 @@ class EntraPrincipal:
             token_version=claims["ver"],
             name=claims.get("name"),
             preferred_username=claims.get("preferred_username"),
+            auth_contexts=_auth_contexts(claims.get("acrs")),
         )
 
     @property
@@ -91,6 +95,18 @@ class EntraPrincipal:
     def __repr__(self) -> str:
         kind = "app" if self.is_app_only else "user"
         return f"<EntraPrincipal {kind} tid={self.tid} oid={self.oid}>"
+
+
+def _auth_contexts(acrs: Any) -> frozenset[str]:
+    """The authentication context ids of an ``acrs`` claim, a list of strings such as
+    ``["c1"]`` (docs/permissions.md#step-up-authentication-context).
+
+    Anything else (a bare string, a number, an object) grants no context, and so do entries
+    that are not non-empty strings: a malformed claim can only make step-up fail, never pass.
+    """
+    if not isinstance(acrs, list):
+        return frozenset()
+    return frozenset(value for value in acrs if isinstance(value, str) and value)
 
 
 # The principal of each recently validated claims object, keyed by its identity. The validated-

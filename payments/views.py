@@ -20,7 +20,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entra_auth import audit
-from entra_auth.permissions import HasAppRole, HasScope, IsAppOnly, SameTenant, per_action
+from entra_auth.permissions import (
+    HasAppRole,
+    HasScope,
+    IsAppOnly,
+    RequiresAuthContext,
+    SameTenant,
+    per_action,
+)
 
 from .currencies import quantum
 from .idempotency import idempotent
@@ -37,7 +44,11 @@ CAN_READ = HasScope("Payments.Read", "Payments.Write") | (
     IsAppOnly & HasAppRole("Payments.Read.All", "Payments.ReadWrite.All")
 )
 CAN_WRITE = HasScope("Payments.Write") | (IsAppOnly & HasAppRole("Payments.ReadWrite.All"))
-CAN_REFUND = (HasScope("Payments.Write") & HasAppRole("Payments.Admin")) | (
+# A user's refund may also need a stronger sign-in: the Conditional Access authentication
+# context in settings.PAYMENTS_REFUND_AUTH_CONTEXT, read on every request (unset: none).
+# Applications never carry one (docs/permissions.md#step-up-authentication-context).
+REFUND_STEP_UP = RequiresAuthContext.from_setting("PAYMENTS_REFUND_AUTH_CONTEXT")
+CAN_REFUND = (HasScope("Payments.Write") & HasAppRole("Payments.Admin") & REFUND_STEP_UP) | (
     IsAppOnly & HasAppRole("Payments.ReadWrite.All")
 )
 PAGE_SIZE = 50
@@ -283,7 +294,7 @@ class PaymentViewSet(
                 created_by_app_id=request.user.app_id,
             )
             # In the payment's transaction: the event is kept exactly when the payment is.
-            audit.record(PAYMENT_CREATED, request=request, object_id=payment.pk)
+            audit.record(PAYMENT_CREATED, request=request, object=payment)
             return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, act)
@@ -304,7 +315,7 @@ class PaymentViewSet(
                 created_by_oid=request.user.oid,
                 created_by_app_id=request.user.app_id,
             )
-            audit.record(PAYMENT_REFUNDED, request=request, object_id=refunded.pk)
+            audit.record(PAYMENT_REFUNDED, request=request, object=refunded)
             return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, act)

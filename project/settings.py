@@ -7,6 +7,7 @@ local-memory cache and the development token issuer: see docs/configuration.md.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -101,6 +102,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "entra_auth.middleware.RequestContextMiddleware",
     "entra_auth.http.request_log.RequestLogMiddleware",
+    # Prometheus metrics (entra_auth.metrics); left out by Django while METRICS_TOKEN is unset.
+    "entra_auth.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "entra_auth.http.csp.ContentSecurityPolicyMiddleware",
     "entra_auth.http.errors.JsonErrorMiddleware",
@@ -248,11 +251,24 @@ def _entra_auth_from_environment() -> dict[str, object]:
         "ADMIN_LOGIN_RATE_LIMIT": os.environ.get("ADMIN_LOGIN_RATE_LIMIT") or "5/m",
         "API_RATE_LIMIT_BATCH": int(os.environ.get("API_RATE_LIMIT_BATCH") or "5"),
         "AUDIT_COALESCE_WINDOW": int(os.environ.get("ENTRA_AUDIT_COALESCE_WINDOW") or 60),
+        # GET /metrics answers Prometheus only with this bearer token; unset, it is a 404.
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
     }
     return config
 
 
 ENTRA_AUTH = _entra_auth_from_environment()
+
+# Step-up for refunds (docs/sample.md#step-up-for-refunds): the Conditional Access
+# authentication context a user's token must carry to refund, such as "c1"; unset, refunds
+# need no step-up. Read by payments.views on every request.
+PAYMENTS_REFUND_AUTH_CONTEXT = os.environ.get("PAYMENTS_REFUND_AUTH_CONTEXT", "").strip() or None
+if PAYMENTS_REFUND_AUTH_CONTEXT is not None and not re.fullmatch(
+    r"[A-Za-z0-9._-]{1,64}", PAYMENTS_REFUND_AUTH_CONTEXT
+):
+    raise ImproperlyConfigured(
+        "PAYMENTS_REFUND_AUTH_CONTEXT must be an authentication context id such as c1"
+    )
 
 # Structured logs: one JSON object per line on standard error, each with the request id of
 # the request it belongs to; entra_auth.requests logs one line per request

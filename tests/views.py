@@ -2,7 +2,8 @@
 
 ``MeView`` answers the caller as the API sees it; ``WidgetViewSet`` serves the tenant-owned
 ``Widget`` of ``tests.tenancy_app`` under ``per_action`` rules and ``SameTenant``, and records
-its own audit event types; the failing views check that errors never leak internals.
+its own audit event types; ``ApprovalView`` asks users for a step-up (an authentication
+context); the failing views check that errors never leak internals.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from entra_auth import audit
-from entra_auth.permissions import HasAppRole, HasScope, IsAppOnly, SameTenant, per_action
+from entra_auth.permissions import (
+    HasAppRole,
+    HasScope,
+    IsAppOnly,
+    RequiresAuthContext,
+    SameTenant,
+    per_action,
+)
 from tests.tenancy_app.models import Widget
 
 # Delegated scopes, a user role for renaming, application permissions for app-only callers.
@@ -26,6 +34,11 @@ CAN_READ = HasScope("Widgets.Read", "Widgets.Write") | (
 )
 CAN_WRITE = HasScope("Widgets.Write") | (IsAppOnly & HasAppRole("Widgets.ReadWrite.All"))
 CAN_RENAME = (HasScope("Widgets.Write") & HasAppRole("Widgets.Admin")) | (
+    IsAppOnly & HasAppRole("Widgets.ReadWrite.All")
+)
+# Approving needs a stronger sign-in from a user: the authentication context c1 on top of the
+# scope. Applications are not asked for it: their tokens never carry one.
+CAN_APPROVE = (HasScope("Widgets.Write") & RequiresAuthContext("c1")) | (
     IsAppOnly & HasAppRole("Widgets.ReadWrite.All")
 )
 # The host application's own audit event types.
@@ -87,7 +100,7 @@ class WidgetViewSet(
         with transaction.atomic():
             widget = serializer.save()
             # In the widget's transaction: the event is kept exactly when the widget is.
-            audit.record(WIDGET_CREATED, request=request, object_id=widget.pk)
+            audit.record(WIDGET_CREATED, request=request, object=widget)
         return Response(WidgetSerializer(widget).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
@@ -97,8 +110,20 @@ class WidgetViewSet(
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             serializer.save()
-            audit.record(WIDGET_RENAMED, request=request, object_id=widget.pk)
+            audit.record(WIDGET_RENAMED, request=request, object=widget)
         return Response(serializer.data)
+
+
+class ApprovalView(APIView):
+    """``/api/approvals/``: reading as widgets are read; approving (POST) needs a step-up."""
+
+    permission_classes = [per_action(safe=CAN_READ, post=CAN_APPROVE)]
+
+    def get(self, request: Request) -> Response:
+        return Response({"approvals": []})
+
+    def post(self, request: Request) -> Response:
+        return Response({"approved": True}, status=status.HTTP_201_CREATED)
 
 
 def django_view_that_fails(request):
@@ -136,6 +161,16 @@ class DrfViewReadingTheBody(APIView):
 
     def post(self, request):
         return Response({"keys": sorted(request.data)})
+
+
+class DrfViewReadingTheRawBody(APIView):
+    """Reads Django's ``request.body``, where ``DATA_UPLOAD_MAX_MEMORY_SIZE`` applies."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def post(self, request):
+        return Response({"bytes": len(request.body)})
 
 
 class DrfViewThatSuspectsTheRequest(APIView):

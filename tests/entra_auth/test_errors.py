@@ -110,7 +110,7 @@ def test_a_body_over_djangos_upload_limit_is_a_json_413(client, settings):
     settings.ENTRA_AUTH = {**settings.ENTRA_AUTH, "MAX_REQUEST_BODY_BYTES": 1_000_000}
 
     response = client.post(
-        "/api/echo/", data='{"a": "' + "x" * 2000 + '"}', content_type="application/json"
+        "/api/raw-body/", data='{"a": "' + "x" * 2000 + '"}', content_type="application/json"
     )
 
     assert_json_error(response, 413)

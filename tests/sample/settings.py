@@ -16,6 +16,9 @@ from project.settings import *  # noqa: F403
 
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Refunds need no step-up unless a test asks for one (tests/sample/payments/test_step_up.py),
+# whatever the environment running the tests says.
+PAYMENTS_REFUND_AUTH_CONTEXT = None
 ENTRA_AUTH = {
     "INSTANCE": "http://127.0.0.1:9/",
     "TENANT_ID": "6b1f0a52-1c1d-4d2e-9a43-0a1a2b3c4d5e",

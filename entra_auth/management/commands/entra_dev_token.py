@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from entra_auth.conf import entra_settings
 from entra_auth.dev_issuer import mint_token, parse_lifetime
+from entra_auth.permissions import AUTH_CONTEXT_ID
 
 
 class Command(BaseCommand):
@@ -23,6 +24,14 @@ class Command(BaseCommand):
             "--scope", action="append", default=[], help="delegated scope; repeatable"
         )
         parser.add_argument("--role", action="append", default=[], help="app role; repeatable")
+        parser.add_argument(
+            "--acrs",
+            action="append",
+            default=[],
+            metavar="CONTEXT",
+            help="Conditional Access authentication context the sign-in satisfied, e.g. c1; "
+            "repeatable",
+        )
         parser.add_argument(
             "--app-only", action="store_true", help="an application (client credentials) token"
         )
@@ -46,6 +55,17 @@ class Command(BaseCommand):
             raise CommandError("app-only tokens carry roles, not scopes: drop --scope")
         if not options["scope"] and not options["role"]:
             raise CommandError("give at least one --scope or --role")
+        if options["app_only"] and options["acrs"]:
+            raise CommandError(
+                "app-only tokens carry no authentication context (Conditional Access applies "
+                "to users' sign-ins): drop --acrs"
+            )
+        for context in options["acrs"]:
+            if not AUTH_CONTEXT_ID.fullmatch(context):
+                raise CommandError(
+                    "--acrs must be an authentication context id such as c1 (letters, digits, "
+                    "'.', '_' or '-')"
+                )
         if not entra_settings.dev_issuer_trusted:
             self.stderr.write(
                 "warning: this server does not trust development tokens "
@@ -59,5 +79,6 @@ class Command(BaseCommand):
                 app_only=options["app_only"],
                 lifetime_s=lifetime_s,
                 object_id=options["oid"],
+                auth_contexts=options["acrs"],
             )
         )
