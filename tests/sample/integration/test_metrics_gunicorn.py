@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,12 +14,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.sample.integration.test_shared_rate_limit import _free_port, _wait_until_serving
+from tests.sample.integration.servers import STOP_TIMEOUT_S, gunicorn, migrate, sample_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 METRICS_TOKEN = secrets.token_urlsafe(32)
 REFUSED = 24
-STOP_TIMEOUT_S = 30
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("DATABASE_URL", "").startswith("postgres"),
@@ -31,59 +28,18 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def server(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "ENTRA_DEV_ISSUER": "1",
-        "ENTRA_DEV_ISSUER_WITHOUT_DEBUG": "1",
-        "ENTRA_DEV_ISSUER_KEY_FILE": str(tmp_path / "dev-key.pem"),
-        "API_AUTH_FAILURE_RATE_LIMIT": "100000/m",
-        "METRICS_TOKEN": METRICS_TOKEN,
+    environment = sample_environment(
+        tmp_path,
+        API_AUTH_FAILURE_RATE_LIMIT="100000/m",
+        METRICS_TOKEN=METRICS_TOKEN,
         # mkdtemp() makes the run's metrics directory here, where the test can see it.
-        "TMPDIR": str(tmp_path),
-    }
-    for name in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(name, None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
+        TMPDIR=str(tmp_path),
+        REDIS_URL=None,
+        PROMETHEUS_MULTIPROC_DIR=None,
     )
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own server
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "project/gunicorn.conf.py",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "project.wsgi",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(base_url, process)
+    migrate(environment)
+    with gunicorn(environment, workers=2, threads=4) as (base_url, process):
         yield base_url, process, tmp_path
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=STOP_TIMEOUT_S)
 
 
 def _value(text: str, name: str, **labels: str) -> float:

@@ -5,9 +5,6 @@ refunds never exceed the captured amount."""
 from __future__ import annotations
 
 import os
-import secrets
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -17,7 +14,7 @@ import pytest
 import requests
 
 from entra_auth.dev_issuer import mint_token
-from tests.sample.integration.test_shared_rate_limit import _free_port, _wait_until_serving
+from tests.sample.integration.servers import gunicorn, migrate, sample_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 TENANT = "11111111-1111-4111-8111-111111111111"
@@ -40,54 +37,10 @@ def server(tmp_path, settings):
     token = mint_token(
         tenant_id=TENANT, scopes=["Payments.Read", "Payments.Write"], roles=["Payments.Admin"]
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "ENTRA_DEV_ISSUER": "1",
-        "ENTRA_DEV_ISSUER_WITHOUT_DEBUG": "1",
-        "ENTRA_DEV_ISSUER_KEY_FILE": str(key_file),
-        "API_RATE_LIMIT": "100000/m",
-    }
-    env.pop("REDIS_URL", None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own server
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "project/gunicorn.conf.py",
-            "--workers",
-            "2",
-            "--threads",
-            "6",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "project.wsgi",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(base_url, process)
+    environment = sample_environment(tmp_path, API_RATE_LIMIT="100000/m", REDIS_URL=None)
+    migrate(environment)
+    with gunicorn(environment, workers=2, threads=6) as (base_url, _process):
         yield base_url, {"Authorization": f"Bearer {token}"}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _post(url: str, headers: dict[str, str], body: dict[str, str]) -> requests.Response:
