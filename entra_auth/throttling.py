@@ -108,10 +108,12 @@ _COUNTED_ATTRIBUTE = "_entra_auth_caller_counted"
 
 def _caller_wait(request: Any, user: Any) -> int | None:
     """Count one request of ``user``; the seconds to wait when it is over its limit."""
+    django_request = getattr(request, "_request", request)
+    if _COUNTED_ATTRIBUTE in vars(django_request):
+        return None
     rate = entra_settings.API_RATE_LIMIT
     key = caller_key(user)
-    django_request = getattr(request, "_request", request)
-    if not rate or key is None or vars(django_request).get(_COUNTED_ATTRIBUTE):
+    if not rate or key is None:
         return None
     setattr(django_request, _COUNTED_ATTRIBUTE, True)
     count = _caller_counter.hit(key, parsed_rate(rate))
