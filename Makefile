@@ -18,7 +18,7 @@ ifeq ($(ENTRA_TENANT_ID),)
 SERVE_ENV += ENTRA_DEV_ISSUER=1 ENTRA_DEV_ISSUER_WITHOUT_DEBUG=1
 endif
 
-.PHONY: run serve test lint install clean bench
+.PHONY: run serve test lint install clean bench openapi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 	$(BIN)/pytest --ds=tests.sample.settings tests/sample
+
+# `make openapi`: write docs/openapi.yaml again from the sample's views (docs/openapi.md).
+openapi: $(STAMP)
+	$(BIN)/python -m tests.sample.openapi_file
 
 # `make bench`: the performance figures of docs/performance.md (not part of `make test` or
 # CI). Installs wrk and Redis from Debian's packages when missing; exits 1 if a target is missed.

@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "csp",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "entra_auth",
     "payments",
 ]
@@ -227,6 +229,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["entra_auth.http.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "entra_auth.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # OpenAPI: security derived from the permission classes (docs/openapi.md).
+    "DEFAULT_SCHEMA_CLASS": "entra_auth.openapi.EntraAutoSchema",
 }
 
 
@@ -283,5 +287,26 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"level": "ERROR"},
         "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
+    },
+}
+
+# OpenAPI (docs/openapi.md): GET /api/schema/ and the Swagger UI at /api/docs/, public unless
+# OPENAPI_ENABLED=0. Swagger UI signs users in with PKCE as the app OPENAPI_CLIENT_ID (a
+# single-page application registration whose redirect URI is /static/drf_spectacular_sidecar/
+# swagger-ui-dist/oauth2-redirect.html).
+OPENAPI_ENABLED = os.environ.get("OPENAPI_ENABLED", "1").strip().lower() not in {"0", "false", "no"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Payments API",
+    "DESCRIPTION": "The sample payments service, protected by Microsoft Entra ID access tokens.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False},
+    "SWAGGER_UI_OAUTH2_CONFIG": {
+        "clientId": os.environ.get("OPENAPI_CLIENT_ID", ""),
+        "usePkceWithAuthorizationCodeGrant": True,
     },
 }

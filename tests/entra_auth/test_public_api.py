@@ -15,8 +15,8 @@ import entra_auth
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 120
 
-# Settings with nothing optional installed, so that an import of django-csp, redis or
-# prometheus-client could only come from entra_auth's core itself.
+# Settings with nothing optional installed, so that an import of django-csp, redis,
+# prometheus-client or drf-spectacular could only come from entra_auth's core itself.
 CORE_IMPORT_PROBE = """
 import sys
 import django
@@ -32,7 +32,7 @@ django.setup()
 import entra_auth.audit, entra_auth.authentication, entra_auth.checks, entra_auth.exceptions
 import entra_auth.middleware, entra_auth.permissions, entra_auth.tenancy, entra_auth.throttling
 import entra_auth.keys, entra_auth.observe, entra_auth.validation
-optional_packages = {"csp", "redis", "prometheus_client"}
+optional_packages = {"csp", "redis", "prometheus_client", "drf_spectacular"}
 optional = sorted(name for name in sys.modules if name.split(".")[0] in optional_packages)
 print(",".join(optional))
 """

@@ -1,0 +1,82 @@
+"""The sample's self-description: ``GET /api/schema/`` and the Swagger UI at ``/api/docs/``.
+
+Both are public while ``settings.OPENAPI_ENABLED`` is on, and answer 404 when it is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from csp.constants import HEADER as CSP_HEADER
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
+from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework import serializers
+
+from entra_auth.openapi import swagger_ui_policy
+
+
+class MoneyFieldSchema(OpenApiSerializerFieldExtension):
+    """``MoneyField``: a decimal amount as a string with the currency's minor-unit digits."""
+
+    target_class = "payments.serializers.MoneyField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        return {"type": "string", "format": "decimal", "readOnly": True, "example": "12.50"}
+
+
+ME = inline_serializer(
+    "Me",
+    {
+        "tid": serializers.CharField(),
+        "oid": serializers.CharField(),
+        "app_id": serializers.CharField(),
+        "scopes": serializers.ListField(child=serializers.CharField()),
+        "roles": serializers.ListField(child=serializers.CharField()),
+        "is_app_only": serializers.BooleanField(),
+        "token_version": serializers.CharField(),
+        "name": serializers.CharField(allow_null=True),
+        "preferred_username": serializers.CharField(allow_null=True),
+    },
+)
+
+
+class MeViewSchema(OpenApiViewExtension):
+    """``GET /api/me/`` answers the caller's claims (an APIView without a serializer)."""
+
+    target_class = "payments.views.MeView"
+
+    def view_replacement(self) -> Any:
+        class Described(self.target_class):  # type: ignore[name-defined,misc]
+            @extend_schema(responses=ME)
+            def get(self, request: Any) -> Any:
+                return super().get(request)
+
+        return Described
+
+
+def _switchable(view: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.OPENAPI_ENABLED:
+            raise Http404()
+        return view(request, *args, **kwargs)
+
+    wrapped.csrf_exempt = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+schema_view = _switchable(SpectacularAPIView.as_view())
+_swagger_ui = SpectacularSwaggerSplitView.as_view(url_name="openapi-schema")
+
+
+def docs_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Swagger UI, with the policy it needs instead of the API routes' ``default-src 'none'``."""
+    response = _swagger_ui(request, *args, **kwargs)
+    response[CSP_HEADER] = swagger_ui_policy()
+    return response
+
+
+docs_view = _switchable(docs_view)

@@ -1,0 +1,160 @@
+"""entra_auth.openapi: security requirements derived from permission classes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework import viewsets
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from entra_auth.authentication import EntraJWTAuthentication
+from entra_auth.openapi import Alternative, derive, security_requirement
+from entra_auth.permissions import (
+    HasAppRole,
+    HasScope,
+    IsAppOnly,
+    IsDelegated,
+    RequiresAuthContext,
+    SameTenant,
+    per_action,
+)
+
+READ = HasScope("Things.Read", "Things.Write")
+APP_READ = IsAppOnly & HasAppRole("Things.Read.All")
+
+
+def alternatives(*permissions: Any, action: str = "list", method: str = "GET") -> set:
+    return set(derive(list(permissions), action, method).alternatives)
+
+
+def test_a_scope_list_is_one_alternative_per_scope():
+    assert alternatives(READ) == {
+        Alternative(scopes=frozenset({"Things.Read"}), app_only=False),
+        Alternative(scopes=frozenset({"Things.Write"}), app_only=False),
+    }
+
+
+def test_or_adds_alternatives_and_and_combines_them():
+    rule = HasScope("A") | (HasScope("B") & HasAppRole("Admin")) | APP_READ
+    assert alternatives(rule) == {
+        Alternative(scopes=frozenset({"A"}), app_only=False),
+        Alternative(scopes=frozenset({"B"}), roles=frozenset({"Admin"}), app_only=False),
+        Alternative(roles=frozenset({"Things.Read.All"}), app_only=True),
+    }
+
+
+def test_impossible_alternatives_are_dropped():
+    # An application never holds a delegated scope.
+    assert alternatives(IsAppOnly & HasScope("A")) == set()
+    assert alternatives(IsDelegated & HasAppRole("R")) == {
+        Alternative(roles=frozenset({"R"}), app_only=False)
+    }
+
+
+def test_per_action_picks_the_actions_rule_then_safe_or_unsafe():
+    rules = per_action(list=READ, unsafe=APP_READ)
+    assert alternatives(rules, action="list") == alternatives(READ)
+    assert alternatives(rules, action="destroy", method="DELETE") == alternatives(APP_READ)
+    refused = derive([per_action(list=READ)], "destroy", "DELETE")
+    assert refused.alternatives == []
+    assert "destroy" in refused.notes[0]
+
+
+def test_a_negation_is_described_not_expressed():
+    derivation = derive([HasScope("A") & ~HasScope("B")], "list", "GET")
+    assert derivation.alternatives == [Alternative(scopes=frozenset({"A"}), app_only=False)]
+    assert any("must not satisfy" in note and "B" in note for note in derivation.notes)
+
+
+def test_authentication_contexts_come_from_auth_contexts(settings: Any):
+    step_up = RequiresAuthContext.from_setting("THINGS_CONTEXT")
+    settings.THINGS_CONTEXT = None
+    assert alternatives(HasScope("A") & step_up) == {
+        Alternative(scopes=frozenset({"A"}), app_only=False)
+    }
+    settings.THINGS_CONTEXT = ["c1", "c2"]
+    assert alternatives(HasScope("A") & step_up) == {
+        Alternative(scopes=frozenset({"A"}), app_only=False, auth_contexts=frozenset({c}))
+        for c in ("c1", "c2")
+    }
+
+
+def test_neutral_checks_add_nothing():
+    assert alternatives(IsAuthenticated, SameTenant) == {Alternative()}
+
+
+def test_security_requirements_use_entras_scope_names(settings: Any):
+    settings.ENTRA_AUTH = {"TENANT_ID": "organizations", "CLIENT_ID": "cid"}
+    user = Alternative(scopes=frozenset({"B", "A"}), roles=frozenset({"Admin"}), app_only=False)
+    assert security_requirement(user) == {"oauth2": ["api://cid/A", "api://cid/B"]}
+    app = Alternative(roles=frozenset({"R"}), app_only=True)
+    assert security_requirement(app) == {"oauth2": ["api://cid/.default"]}
+
+
+class ThingViewSet(viewsets.ViewSet):
+    authentication_classes = [EntraJWTAuthentication]
+    permission_classes = [per_action(list=READ | APP_READ, create=HasScope("Things.Write"))]
+    schema = None  # replaced below: the project's DEFAULT_SCHEMA_CLASS may differ
+
+    def list(self, request: Any) -> Response:
+        return Response([])
+
+    def create(self, request: Any) -> Response:
+        return Response({})
+
+
+class OtherView(APIView):
+    authentication_classes = []
+    permission_classes = []
+
+    def get(self, request: Any) -> Response:
+        return Response({})
+
+
+def _schema(settings: Any) -> dict[str, Any]:
+    from entra_auth.openapi import EntraAutoSchema
+
+    settings.ENTRA_AUTH = {"TENANT_ID": "tenant-1", "CLIENT_ID": "cid"}
+    ThingViewSet.schema = EntraAutoSchema()
+    OtherView.schema = EntraAutoSchema()
+    patterns = [
+        path("things/", ThingViewSet.as_view({"get": "list", "post": "create"})),
+        path("other/", OtherView.as_view()),
+    ]
+    return SchemaGenerator(patterns=patterns).get_schema(request=None, public=True)
+
+
+def test_operations_get_security_and_error_answers(settings: Any):
+    schema = _schema(settings)
+    listing = schema["paths"]["/things/"]["get"]
+    assert listing["security"] == [
+        {"oauth2": ["api://cid/Things.Read"]},
+        {"oauth2": ["api://cid/Things.Write"]},
+        {"oauth2": ["api://cid/.default"]},
+    ]
+    assert {"401", "403", "429", "503"} <= set(listing["responses"])
+    creating = schema["paths"]["/things/"]["post"]
+    assert creating["security"] == [{"oauth2": ["api://cid/Things.Write"]}]
+    scheme = schema["components"]["securitySchemes"]["oauth2"]
+    base = "https://login.microsoftonline.com/tenant-1/oauth2/v2.0"
+    assert scheme["flows"]["authorizationCode"]["authorizationUrl"] == f"{base}/authorize"
+    assert scheme["flows"]["clientCredentials"]["tokenUrl"] == f"{base}/token"
+    # A view not authenticated by Entra gets none of it.
+    other = schema["paths"]["/other/"]["get"]
+    assert "security" not in other or other["security"] == [{}]
+    assert "401" not in other["responses"]
+
+
+def test_without_drf_spectacular_the_module_names_the_extra(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "drf_spectacular.extensions", None)
+    monkeypatch.delitem(sys.modules, "entra_auth.openapi", raising=False)
+    with pytest.raises(ImproperlyConfigured, match=r"drf-entra-auth\[openapi\]"):
+        importlib.import_module("entra_auth.openapi")
