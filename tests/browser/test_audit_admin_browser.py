@@ -1,4 +1,4 @@
-"""End to end in a real browser (SPEC 12): API refusals show up in the admin's audit log.
+"""End to end in a real browser (docs/audit.md): API refusals show up in the admin's audit log.
 
 Debian's Chromium, driven by Playwright for Python, logs into the admin of a live server on a
 1366 px wide screen and investigates as an operator would: filters the audit log, opens an

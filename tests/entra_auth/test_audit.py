@@ -1,4 +1,4 @@
-"""The audit log (SPEC 12): events recorded by real requests, never a token, never a 500.
+"""The audit log (docs/audit.md): events recorded by real requests, never a token, never a 500.
 
 Requests go through the whole stack (fake Entra tokens, authentication, the widget views of
 ``tests.views``, the exception handler); the rows are then read back from ``AuditEvent``.

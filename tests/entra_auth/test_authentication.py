@@ -1,4 +1,6 @@
-"""``EntraJWTAuthentication`` over real HTTP (SPEC 4, 6, 7): ``GET /api/me/`` with the test client.
+"""``EntraJWTAuthentication`` over real HTTP: ``GET /api/me/`` with the test client.
+
+The rules are those of docs/tokens.md and docs/errors.md.
 
 Every refusal is checked as a client sees it: the status, the exact RFC 6750 challenge in
 ``WWW-Authenticate``, a JSON body with ``detail`` and the request id, and nothing internal
@@ -62,7 +64,8 @@ from tests.fake_entra import (
 pytestmark = pytest.mark.django_db
 
 ME = "/api/me/"
-# SPEC 3: the default leeway on exp/nbf/iat; the margins keep every test far from the edge.
+# The default leeway on exp/nbf/iat (docs/configuration.md); the margins keep every test far
+# from the edge.
 SKEW_S = 300
 BEYOND_SKEW_S = SKEW_S + 60
 WITHIN_SKEW_S = SKEW_S - 60
@@ -81,7 +84,7 @@ def _class_names(root: type) -> set[str]:
     return names
 
 
-# Markers of internals that must never reach a client (SPEC 7).
+# Markers of internals that must never reach a client (docs/errors.md).
 INTERNAL_MARKERS = frozenset(
     {
         "Traceback",
@@ -432,7 +435,7 @@ HOSTILE_TOKENS = [
 
 @pytest.mark.parametrize(("build_token", "detail"), HOSTILE_TOKENS)
 def test_hostile_token_is_rejected_with_invalid_token(fake_entra, api_client, build_token, detail):
-    # Given a token that breaks one rule of SPEC 4
+    # Given a token that breaks one rule of docs/tokens.md
     token = build_token(fake_entra)
 
     # When it is presented as a Bearer token
@@ -637,7 +640,7 @@ def send_token_in_urlencoded_body(client: Any, token: str) -> Any:
     ],
 )
 def test_request_without_bearer_header_gets_a_challenge_without_error(fake_entra, api_client, send):
-    # Given a valid token that is not in an Authorization: Bearer header (SPEC 4)
+    # Given a valid token that is not in an Authorization: Bearer header (docs/tokens.md)
     token = fake_entra.token()
 
     # When the request is sent
@@ -726,7 +729,7 @@ def test_v1_token_names_its_client_app_in_appid_even_beside_an_azp_claim(
     # When it is presented
     response = get_me(api_client, bearer(token))
 
-    # Then the calling app is the v1 'appid' (SPEC 4, 6), which is not allowed
+    # Then the calling app is the v1 'appid' (docs/tokens.md), which is not allowed
     assert_invalid_token(response, fake_entra, token, ClientAppNotAllowed.detail)
 
 

@@ -1,4 +1,7 @@
-"""The development issuer (SPEC 10): ``manage.py entra_dev_token`` and when the API trusts it."""
+"""The development issuer: ``manage.py entra_dev_token`` and when the API trusts it.
+
+See docs/development-issuer.md.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metadata and signing keys (SPEC 3, 5): read from metadata, fetched once, shared between
+"""Metadata and signing keys (docs/keys.md): read from metadata, fetched once, shared between
 workers, refreshed sparingly, and failing closed with a 503 when no keys can be had.
 
 Several gunicorn workers are modelled as several ``EntraKeyStore`` (or ``TokenValidator``)
@@ -108,7 +108,8 @@ def random_kid() -> str:
 
 
 def assert_keys_unavailable(response: Any) -> None:
-    """SPEC 5, 7: our fault, so 503 with Retry-After and a JSON detail; never 401, never 500."""
+    """Our fault, so 503 with Retry-After and a JSON detail; never 401, never 500
+    (docs/keys.md, docs/errors.md)."""
     assert response.status_code == 503, response.content
     assert response["Retry-After"] == str(entra_settings.KEYS_RETRY_AFTER)
     detail = response.json()["detail"]
@@ -328,7 +329,8 @@ def test_concurrent_cold_start_across_workers_fetches_once(fake_entra):
 
 
 def test_worker_that_missed_anothers_publish_by_a_moment_does_not_fetch_again(fake_entra):
-    """SPEC 5 "concurrent cold starts fetch once": the lock winner re-reads the shared cache."""
+    """Concurrent cold starts fetch once (docs/keys.md): the lock winner re-reads the shared
+    cache."""
     first, second = worker(), worker()
     read_shared = second._read_shared
 
@@ -411,7 +413,7 @@ def test_first_refresh_after_start_up_is_allowed_while_another_worker_holds_the_
 
 
 def test_keys_another_worker_fetched_are_adopted_during_this_workers_closed_window(fake_entra):
-    """SPEC 5 "a key rotation never costs a legitimate caller a 401": a closed refresh window
+    """docs/keys.md "a key rotation never costs a legitimate caller a 401": a closed refresh window
     forbids fetching, not adopting keys that are already in the shared cache."""
     first, second = worker(), worker()
     first.current()

@@ -1,4 +1,6 @@
-"""Authorization (SPEC 7-8): HasScope, HasAppRole, caller kinds, SameTenant and per_action.
+"""Authorization: HasScope, HasAppRole, caller kinds, SameTenant and per_action.
+
+The rules are those of docs/permissions.md and docs/errors.md.
 
 Requests go through the real stack (fake Entra tokens, ``EntraJWTAuthentication``, the
 exception handler) against the test views in ``tests/permissions_views.py``.
@@ -52,7 +54,7 @@ def insufficient_scope_challenge(missing: tuple[str, ...]) -> str:
 
 
 def assert_error_body(response: Any) -> dict[str, Any]:
-    """SPEC 7: a JSON body with a human-readable ``detail`` and the request id."""
+    """A JSON body with a human-readable ``detail`` and the request id (docs/errors.md)."""
     assert response["Content-Type"] == "application/json"
     body = response.json()
     assert isinstance(body["detail"], str) and body["detail"]

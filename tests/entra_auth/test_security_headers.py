@@ -1,4 +1,4 @@
-"""Security headers on API, admin and error responses (SPEC 1: transport and headers)."""
+"""Security headers on API, admin and error responses (docs/security.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Tenant isolation (SPEC 9): the tenant context, the scoped manager, PostgreSQL row-level security.
+"""Tenant isolation: the tenant context, the scoped manager, PostgreSQL row-level security.
+
+See docs/tenancy.md.
 
 The same tests run on SQLite and on PostgreSQL (``DATABASE_URL=postgres://...``); the ones
 marked ``postgres`` check the database's own policy and are skipped elsewhere.

@@ -1,4 +1,4 @@
-"""The pure validation core (SPEC 4): no Django request, no HTTP, a fixed clock.
+"""The pure validation core (docs/tokens.md): no Django request, no HTTP, a fixed clock.
 
 Each rule is a row of an accept/reject matrix that names the exact ``TokenError`` subclass and
 its stable ``code``; property tests (hypothesis) cover the parser on arbitrary input, canonical
@@ -980,7 +980,8 @@ def test_audience_and_lifetime_decisions_agree_with_pyjwt(
     ],
 )
 def test_time_claims_pyjwt_coerces_are_refused_here(claims: dict[str, Any]) -> None:
-    """The deliberate difference (SPEC 4): times are JSON numbers, never strings or bools."""
+    """The deliberate difference (docs/tokens.md): times are JSON numbers, never strings or
+    bools."""
     token = signed(access_claims(**claims))
     # ``True`` is 1 to PyJWT: long expired, so only a leeway of an epoch keeps it alive there.
     pyjwt_leeway = NOW if claims.get("exp") is True else SKEW_S

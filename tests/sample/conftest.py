@@ -62,7 +62,7 @@ def call(api_client: APIClient, fake_entra: FakeEntra) -> Callable[..., Any]:
 def error_body() -> Callable[[Any, int], dict[str, Any]]:
     """``error_body(response, status)``: check the JSON error shape, return it without the id.
 
-    SPEC 7: every error is ``{"detail": ..., "request_id": ...}`` with field errors beside
+    Every error is ``{"detail": ..., "request_id": ...}`` with field errors beside
     ``detail``; the id is the response's ``X-Request-ID``.
     """
 

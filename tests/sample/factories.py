@@ -70,7 +70,7 @@ WRITER = Caller(scopes=("Payments.Write",))
 REFUNDER = Caller(scopes=("Payments.Write",), roles=("Payments.Admin",))
 ADMIN_READER = Caller(scopes=("Payments.Read",), roles=("Payments.Admin",))
 # Delegated tokens holding no Payments scope: a token without any ``scp`` is app-only by
-# definition (SPEC 6), so "no scope" here means only scopes of other APIs.
+# definition (docs/tokens.md), so "no scope" here means only scopes of other APIs.
 UNRELATED_USER = Caller(scopes=("User.Read",))
 ADMIN_ROLE_ONLY_USER = Caller(scopes=("User.Read",), roles=("Payments.Admin",))
 USER_WITH_APP_ROLES = Caller(

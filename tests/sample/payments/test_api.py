@@ -1,4 +1,4 @@
-"""The payments API (SPEC 11): who may call what, tenants, pagination, money and refunds.
+"""The payments API (docs/sample.md): who may call what, tenants, pagination, money and refunds.
 
 Requests go through the whole stack: fake Entra tokens, ``EntraJWTAuthentication``, the
 permission rules of ``payments.views`` and the JSON error handler.

@@ -1,4 +1,7 @@
-"""``Idempotency-Key`` on POST (SPEC 11): one request, one effect, however often it is sent."""
+"""``Idempotency-Key`` on POST: one request, one effect, however often it is sent.
+
+See docs/sample.md.
+"""
 
 from __future__ import annotations
 

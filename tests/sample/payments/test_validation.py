@@ -1,4 +1,7 @@
-"""Request validation (SPEC 11): strict money, known fields only, and nothing created on a 4xx."""
+"""Request validation: strict money, known fields only, and nothing created on a 4xx.
+
+See docs/sample.md.
+"""
 
 from __future__ import annotations
 
