@@ -251,15 +251,8 @@ class _Echo:
         return value
 
 
-EXPORT_COLUMNS = [
-    "first_seen",
-    "last_seen",
-    "event_type",
-    "event",
-    "outcome",
-    "reason",
-    "reason_label",
-    "count",
+# The row's own columns, exported as they are.
+_PLAIN_FIELDS = [
     "tenant_id",
     "subject_oid",
     "app_id",
@@ -273,6 +266,17 @@ EXPORT_COLUMNS = [
     "object_id",
     "missing",
 ]
+EXPORT_COLUMNS = [
+    "first_seen",
+    "last_seen",
+    "event_type",
+    "event",
+    "outcome",
+    "reason",
+    "reason_label",
+    "count",
+    *_PLAIN_FIELDS,
+]
 # What each row of the export is made of: the row's own columns, nothing more.
 _EXPORT_FIELDS = [
     "occurred_at",
@@ -281,18 +285,7 @@ _EXPORT_FIELDS = [
     "outcome",
     "reason",
     "count",
-    "tenant_id",
-    "subject_oid",
-    "app_id",
-    "client_ip",
-    "request_id",
-    "last_request_id",
-    "method",
-    "path",
-    "user_agent",
-    "object_type",
-    "object_id",
-    "missing",
+    *_PLAIN_FIELDS,
 ]
 
 

@@ -96,13 +96,21 @@ class DatabaseUnavailable(exceptions.APIException):
     wait = DATABASE_RETRY_AFTER_S
 
 
-def database_unavailable_response() -> Any:
-    """The JSON 503 for a database outage outside DRF views (``RequestContextMiddleware``)."""
+def error_body(detail: str) -> dict[str, Any]:
+    """The JSON error shape of every answer (docs/errors.md): ``detail`` and the request id."""
+    return {"detail": detail, "request_id": current_request_id()}
+
+
+def json_error(status_code: int, detail: str) -> Any:
+    """An error answer in the JSON error shape, for code outside DRF's exception handling."""
     from django.http import JsonResponse
 
-    response = JsonResponse(
-        {"detail": DATABASE_UNAVAILABLE_DETAIL, "request_id": current_request_id()}, status=503
-    )
+    return JsonResponse(error_body(detail), status=status_code)
+
+
+def database_unavailable_response() -> Any:
+    """The JSON 503 for a database outage outside DRF views (``RequestContextMiddleware``)."""
+    response = json_error(503, DATABASE_UNAVAILABLE_DETAIL)
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
     return response
 

@@ -139,13 +139,13 @@ def _answer_claims_challenge(
     cookies) stay. The body is the JSON error shape (docs/errors.md); the challenge names the
     authorize endpoint of the configured tenant, or of the caller's for a multi-tenant API.
     """
-    from .exceptions import insufficient_claims_challenge
+    from .exceptions import error_body, insufficient_claims_challenge
     from .permissions import auth_context_detail
 
     tenant_id = entra_settings.TENANT_ID
     if not tenant_id or entra_settings.is_multi_tenant:
         tenant_id = caller.tid
-    body = {"detail": auth_context_detail(contexts), "request_id": current_request_id()}
+    body = error_body(auth_context_detail(contexts))
     response.status_code = _UNAUTHORIZED
     response["WWW-Authenticate"] = insufficient_claims_challenge(contexts[0], tenant_id)
     response["Content-Type"] = "application/json"

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.handlers.wsgi import LimitedStream
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from ..conf import entra_settings
-from ..context import current_request_id
+from ..exceptions import json_error
 from .errors import is_api_path
 
 __all__ = ["RequestBodyLimitMiddleware", "parse_content_length", "read_at_most"]
@@ -65,10 +65,6 @@ def read_at_most(stream: Any, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _refusal(status: int, detail: str) -> JsonResponse:
-    return JsonResponse({"detail": detail, "request_id": current_request_id()}, status=status)
-
-
 class RequestBodyLimitMiddleware:
     """Refuses, on API paths, a body over ``MAX_REQUEST_BODY_BYTES`` before it is buffered.
 
@@ -89,9 +85,9 @@ class RequestBodyLimitMiddleware:
             try:
                 length = parse_content_length(declared)
             except ValueError:
-                return _refusal(400, INVALID_CONTENT_LENGTH_DETAIL)
+                return json_error(400, INVALID_CONTENT_LENGTH_DETAIL)
             if length > limit:
-                return _refusal(413, TOO_LARGE_DETAIL)
+                return json_error(413, TOO_LARGE_DETAIL)
             return self.get_response(request)
         if request.META.get("wsgi.input_terminated") and "wsgi.input" in request.META:
             refusal = self._take_unsized_body(request, limit)
@@ -117,7 +113,7 @@ class RequestBodyLimitMiddleware:
         """
         body = read_at_most(request.META["wsgi.input"], limit + 1)
         if len(body) > limit:
-            return _refusal(413, TOO_LARGE_DETAIL)
+            return json_error(413, TOO_LARGE_DETAIL)
         if body:
             request.META["wsgi.input"] = io.BytesIO(body)
             request.META["CONTENT_LENGTH"] = str(len(body))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from ..conf import entra_settings
-from ..context import current_request_id
+from ..exceptions import json_error
 
 ERROR_DETAILS = {
     400: "The request is invalid.",
@@ -47,9 +47,7 @@ class JsonErrorMiddleware:
         detail = ERROR_DETAILS.get(response.status_code, SERVER_ERROR_DETAIL)
         if response.status_code < 500 and response.status_code not in ERROR_DETAILS:
             detail = "The request could not be completed."
-        replacement = JsonResponse(
-            {"detail": detail, "request_id": current_request_id()}, status=response.status_code
-        )
+        replacement = json_error(response.status_code, detail)
         # Keep what inner layers said (Allow, Retry-After, security headers), not the body's.
         for header, value in response.items():
             if header.lower() not in _BODY_HEADERS:
