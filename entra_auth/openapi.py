@@ -54,6 +54,8 @@ from .permissions import (
 )
 
 SCHEME_NAME = "oauth2"
+# With the development issuer trusted: a bearer scheme for pasting an ``entra_dev_token`` token.
+DEV_SCHEME_NAME = "developmentToken"
 ERROR_COMPONENT = "EntraError"
 DEFAULT_SCOPE = ".default"
 # Permission classes that ask for nothing a token's scopes or roles could express.
@@ -212,10 +214,21 @@ class EntraAuthenticationScheme(OpenApiAuthenticationExtension):
     """``EntraJWTAuthentication`` as an ``oauth2`` scheme with Entra's v2.0 endpoints."""
 
     target_class = EntraJWTAuthentication
-    name = SCHEME_NAME
     match_subclasses = True
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+    @property
+    def name(self) -> str | list[str]:  # type: ignore[override]
+        """The ``oauth2`` scheme, and the development bearer scheme while it is trusted."""
+        if entra_settings.dev_issuer_trusted:
+            return [SCHEME_NAME, DEV_SCHEME_NAME]
+        return SCHEME_NAME
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        if entra_settings.dev_issuer_trusted:
+            return [self._entra_definition(), _development_definition()]
+        return self._entra_definition()
+
+    def _entra_definition(self) -> dict[str, Any]:
         base = authority()
         return {
             "type": "oauth2",
@@ -246,7 +259,24 @@ class EntraAuthenticationScheme(OpenApiAuthenticationExtension):
             requirement = security_requirement(alternative)
             if requirement not in requirements:
                 requirements.append(requirement)
+        if requirements and entra_settings.dev_issuer_trusted:
+            # The token pasted decides; the operation's description says what it must carry.
+            requirements.append({DEV_SCHEME_NAME: []})
         return requirements
+
+
+def _development_definition() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": (
+            "Development only: this server trusts the development issuer. Paste a token "
+            "printed by `python manage.py entra_dev_token` with the scopes or app roles the "
+            "operation's description lists. Absent from the schema when the development "
+            "issuer is off."
+        ),
+    }
 
 
 def _error_schema() -> dict[str, Any]:

@@ -119,10 +119,10 @@ class OtherView(APIView):
         return Response({})
 
 
-def _schema(settings: Any) -> dict[str, Any]:
+def _schema(settings: Any, **entra_auth: Any) -> dict[str, Any]:
     from entra_auth.openapi import EntraAutoSchema
 
-    settings.ENTRA_AUTH = {"TENANT_ID": "tenant-1", "CLIENT_ID": "cid"}
+    settings.ENTRA_AUTH = {"TENANT_ID": "tenant-1", "CLIENT_ID": "cid", **entra_auth}
     ThingViewSet.schema = EntraAutoSchema()
     OtherView.schema = EntraAutoSchema()
     patterns = [
@@ -151,6 +151,41 @@ def test_operations_get_security_and_error_answers(settings: Any):
     other = schema["paths"]["/other/"]["get"]
     assert "security" not in other or other["security"] == [{}]
     assert "401" not in other["responses"]
+
+
+def test_a_trusted_development_issuer_adds_a_bearer_scheme(settings: Any):
+    settings.DEBUG = True
+    schema = _schema(settings, DEV_ISSUER=True)
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["developmentToken"]["type"] == "http"
+    assert schemes["developmentToken"]["scheme"] == "bearer"
+    assert "entra_dev_token" in schemes["developmentToken"]["description"]
+    assert schemes["oauth2"]["type"] == "oauth2"
+    # Any Entra-authenticated operation can be tried with a pasted development token...
+    assert schema["paths"]["/things/"]["post"]["security"] == [
+        {"oauth2": ["api://cid/Things.Write"]},
+        {"developmentToken": []},
+    ]
+    assert schema["paths"]["/things/"]["get"]["security"][-1] == {"developmentToken": []}
+    # ...and a view Entra does not authenticate still declares nothing.
+    assert schema["paths"]["/other/"]["get"].get("security", [{}]) == [{}]
+
+
+@pytest.mark.parametrize(
+    "debug, entra_auth",
+    [
+        (True, {}),  # development issuer off
+        (False, {"DEV_ISSUER": True}),  # on, but not trusted with DEBUG off
+    ],
+)
+def test_without_a_trusted_development_issuer_there_is_no_bearer_scheme(
+    settings: Any, debug: bool, entra_auth: dict[str, Any]
+):
+    settings.DEBUG = debug
+    schema = _schema(settings, **entra_auth)
+    assert set(schema["components"]["securitySchemes"]) == {"oauth2"}
+    for operation in schema["paths"]["/things/"].values():
+        assert all("developmentToken" not in requirement for requirement in operation["security"])
 
 
 def test_without_drf_spectacular_the_module_names_the_extra(monkeypatch: pytest.MonkeyPatch):
