@@ -40,6 +40,7 @@ $(SERVE_SECRET_FILE):
 
 serve: $(STAMP) $(SERVE_SECRET_FILE)
 	$(SERVE_ENV) $(BIN)/python manage.py migrate --noinput
+	$(SERVE_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(SERVE_ENV) $(BIN)/gunicorn -c project/gunicorn.conf.py project.wsgi
 
 lint: $(STAMP)

@@ -107,6 +107,9 @@ MIDDLEWARE = [
     # Prometheus metrics (entra_auth.metrics); left out by Django while METRICS_TOKEN is unset.
     "entra_auth.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, Swagger UI's) from STATIC_ROOT after `collectstatic`, by
+    # gunicorn itself with DEBUG off; nginx serves /static/ first where it runs (deploy/).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "entra_auth.http.csp.ContentSecurityPolicyMiddleware",
     "entra_auth.http.errors.JsonErrorMiddleware",
     "entra_auth.http.body_limit.RequestBodyLimitMiddleware",
@@ -178,6 +181,11 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes gzip copies, which WhiteNoise serves to clients accepting them.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # Transport and headers, the first layer of defence. TLS is terminated at the proxy: set
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 only when the proxy sets X-Forwarded-Proto and strips it

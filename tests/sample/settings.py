@@ -26,3 +26,6 @@ ENTRA_AUTH = {
     "API_RATE_LIMIT": None,
     "AUTH_FAILURE_RATE_LIMIT": None,
 }
+# Tests run without `collectstatic`: WhiteNoise looks static files up per request instead of
+# indexing STATIC_ROOT at start-up (tests/sample/project/test_static_files.py collects them).
+WHITENOISE_AUTOREFRESH = True
