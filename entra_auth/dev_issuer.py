@@ -32,6 +32,8 @@ DEV_ISSUER = "https://entra-dev.localhost/{tenantid}/v2.0"
 DEV_JWKS_URI = "entra-dev:local-key"
 DEV_CLIENT_ID = "00000000-0000-4000-8000-00000000d0e5"
 DEV_CLIENT_APP_ID = "00000000-0000-4000-8000-00000000c11e"
+# The audience of ``entra_dev_token --wrong-audience``: another API, which no setting names.
+DEV_OTHER_AUDIENCE = "api://entra-dev.localhost/another-api"
 DEV_KEY_BITS = 2048
 DEFAULT_LIFETIME_S = 60 * 60
 MAX_LIFETIME_S = 24 * 60 * 60
@@ -142,18 +144,20 @@ def mint_token(
     object_id: str | None = None,
     now: float | None = None,
     auth_contexts: Iterable[str] = (),
+    audience: str | None = None,
 ) -> str:
     """A v2 access token for this API signed by the development key.
 
     ``auth_contexts`` go into ``acrs``, as Entra writes the Conditional Access authentication
     contexts a user's sign-in satisfied (docs/permissions.md#step-up-authentication-context).
+    ``now`` (the issue time) and ``audience`` (another API's) let clients test refusals.
     """
     tenant_id = str(uuid.UUID(tenant_id))
     private_key = load_or_create_private_key()
     issued_at = int(time.time() if now is None else now)
     oid = object_id or str(uuid.uuid5(uuid.UUID(tenant_id), "app" if app_only else "user"))
     claims: dict[str, Any] = {
-        "aud": entra_settings.CLIENT_ID or DEV_CLIENT_ID,
+        "aud": audience or entra_settings.CLIENT_ID or DEV_CLIENT_ID,
         "iss": DEV_ISSUER.replace("{tenantid}", tenant_id),
         "iat": issued_at,
         "nbf": issued_at,

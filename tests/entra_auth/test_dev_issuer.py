@@ -238,3 +238,68 @@ def test_entra_and_dev_tokens_both_work_when_both_are_trusted(
         ["Payments.Write"],
     )
     assert (from_dev.json()["tid"], from_dev.json()["scopes"]) == (TENANT_B, ["Payments.Read"])
+
+
+REFUSED_TOKENS = [
+    pytest.param("--expired", "The access token has expired.", id="expired"),
+    pytest.param("--not-yet-valid", "The access token is not valid yet.", id="not-yet-valid"),
+    pytest.param(
+        "--wrong-audience", "The access token was issued for another audience.", id="wrong-audience"
+    ),
+]
+
+
+@pytest.mark.parametrize("clock_skew_s", [None, 2 * 3600])
+@pytest.mark.parametrize(("option", "detail"), REFUSED_TOKENS)
+def test_tokens_made_to_be_refused_are_refused_for_that_reason(
+    dev_issuer: Path,
+    settings: Any,
+    api_client: Any,
+    option: str,
+    detail: str,
+    clock_skew_s: int | None,
+) -> None:
+    if clock_skew_s is not None:
+        settings.ENTRA_AUTH = {**settings.ENTRA_AUTH, "CLOCK_SKEW": clock_skew_s}
+    token, note = mint_with_warnings("--tenant", TENANT_A, "--scope", "Payments.Read", option)
+
+    response = get_me(api_client, token)
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == detail
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    # A development-issuer token, and said to be made to be refused.
+    assert unverified_claims(token)["iss"] == f"https://entra-dev.localhost/{TENANT_A}/v2.0"
+    assert note == (
+        f'note: a development-issuer token made to be refused: the API answers 401, "{detail}"\n'
+    )
+
+
+def test_a_refused_token_is_wrong_in_one_way_only(dev_issuer: Path) -> None:
+    valid = unverified_claims(mint("--tenant", TENANT_A, "--scope", "Payments.Read"))
+    expired = unverified_claims(
+        mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--expired")
+    )
+    early = unverified_claims(
+        mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--not-yet-valid")
+    )
+    other_api = unverified_claims(
+        mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--wrong-audience")
+    )
+
+    skew_and_an_hour = 300 + 3600
+    assert expired["exp"] <= valid["iat"] - skew_and_an_hour
+    assert expired["exp"] - expired["iat"] == 3600 and expired["aud"] == valid["aud"]
+    assert early["nbf"] >= valid["iat"] + skew_and_an_hour
+    assert early["exp"] - early["nbf"] == 3600 and early["aud"] == valid["aud"]
+    assert other_api["aud"] == "api://entra-dev.localhost/another-api"
+    assert other_api["aud"] != valid["aud"]
+    assert valid["iat"] <= other_api["iat"] <= other_api["exp"] - 3600
+    for claims in (expired, early, other_api):
+        assert claims["scp"] == valid["scp"] and claims["tid"] == valid["tid"]
+
+
+def test_only_one_refusal_at_a_time(dev_issuer: Path) -> None:
+    with pytest.raises(CommandError, match="not allowed with argument"):
+        mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--expired", "--wrong-audience")
+    assert not dev_issuer.exists()

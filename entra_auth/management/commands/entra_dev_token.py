@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from entra_auth.conf import entra_settings
-from entra_auth.dev_issuer import mint_token, parse_lifetime
+from entra_auth.dev_issuer import DEV_OTHER_AUDIENCE, mint_token, parse_lifetime
 from entra_auth.permissions import AUTH_CONTEXT_ID
+
+# How far beyond the accepted clock skew a refused token's times lie.
+REFUSED_MARGIN_S = 60 * 60
+# What the API answers to each token minted to be refused (401, error="invalid_token").
+REFUSALS = {
+    "expired": "The access token has expired.",
+    "not_yet_valid": "The access token is not valid yet.",
+    "wrong_audience": "The access token was issued for another audience.",
+}
 
 
 class Command(BaseCommand):
@@ -39,6 +49,22 @@ class Command(BaseCommand):
             "--oid", help="object ID (GUID) of the caller; stable per tenant by default"
         )
         parser.add_argument("--expires", default="1h", help="lifetime, e.g. 30m, 1h (at most 1d)")
+        refused = parser.add_mutually_exclusive_group()
+        refused.add_argument(
+            "--expired",
+            action="store_true",
+            help="a token that expired an hour beyond the accepted clock skew (refused)",
+        )
+        refused.add_argument(
+            "--not-yet-valid",
+            action="store_true",
+            help="a token valid from an hour beyond the accepted clock skew (refused)",
+        )
+        refused.add_argument(
+            "--wrong-audience",
+            action="store_true",
+            help=f"a token for another API, aud {DEV_OTHER_AUDIENCE} (refused)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name in ("tenant", "oid"):
@@ -71,6 +97,18 @@ class Command(BaseCommand):
                 "warning: this server does not trust development tokens "
                 "(set ENTRA_DEV_ISSUER=1 and DJANGO_DEBUG=1)."
             )
+        now = time.time()
+        beyond_skew_s = float(entra_settings.CLOCK_SKEW) + REFUSED_MARGIN_S
+        if options["expired"]:
+            now -= lifetime_s + beyond_skew_s
+        elif options["not_yet_valid"]:
+            now += beyond_skew_s
+        refusal = next((name for name in REFUSALS if options[name]), None)
+        if refusal is not None:
+            self.stderr.write(
+                f"note: a development-issuer token made to be refused: the API answers 401, "
+                f'"{REFUSALS[refusal]}"'
+            )
         self.stdout.write(
             mint_token(
                 tenant_id=options["tenant"],
@@ -79,6 +117,8 @@ class Command(BaseCommand):
                 app_only=options["app_only"],
                 lifetime_s=lifetime_s,
                 object_id=options["oid"],
+                now=now,
                 auth_contexts=options["acrs"],
+                audience=DEV_OTHER_AUDIENCE if options["wrong_audience"] else None,
             )
         )
