@@ -13,7 +13,11 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularSwaggerOauthRedirectView,
+    SpectacularSwaggerSplitView,
+)
 from rest_framework import serializers
 
 from entra_auth.openapi import swagger_ui_policy
@@ -80,3 +84,7 @@ def docs_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
 
 
 docs_view = _switchable(docs_view)
+# Swagger UI sends Entra the redirect URI <its own folder>/oauth2-redirect.html, here
+# /api/docs/oauth2-redirect.html: the URI to register. It forwards Entra's answer (the query)
+# to the sidecar's page, which hands the code back to Swagger UI.
+oauth2_redirect_view = _switchable(SpectacularSwaggerOauthRedirectView.as_view())

@@ -300,8 +300,8 @@ LOGGING = {
 
 # OpenAPI (docs/openapi.md): GET /api/schema/ and the Swagger UI at /api/docs/, public unless
 # OPENAPI_ENABLED=0. Swagger UI signs users in with PKCE as the app OPENAPI_CLIENT_ID (a
-# single-page application registration whose redirect URI is /static/drf_spectacular_sidecar/
-# swagger-ui-dist/oauth2-redirect.html).
+# single-page application registration whose redirect URI is
+# https://<host>/api/docs/oauth2-redirect.html).
 OPENAPI_ENABLED = os.environ.get("OPENAPI_ENABLED", "1").strip().lower() not in {"0", "false", "no"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Payments API",

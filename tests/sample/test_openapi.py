@@ -167,7 +167,18 @@ def test_schema_and_swagger_ui_are_served(api_client: Any) -> None:
     )
 
 
+def test_entras_answer_reaches_swagger_uis_redirect_page(api_client: Any) -> None:
+    # Swagger UI's redirect URI is its own folder's oauth2-redirect.html: the URI to register.
+    response = api_client.get("/api/docs/oauth2-redirect.html?code=abc&state=xyz")
+
+    assert response.status_code == 302
+    assert response["Location"] == (
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html?code=abc&state=xyz"
+    )
+
+
 def test_schema_and_swagger_ui_can_be_switched_off(api_client: Any, settings: Any) -> None:
     settings.OPENAPI_ENABLED = False
     assert api_client.get("/api/schema/").status_code == 404
     assert api_client.get("/api/docs/").status_code == 404
+    assert api_client.get("/api/docs/oauth2-redirect.html").status_code == 404

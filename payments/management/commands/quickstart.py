@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from entra_auth import entra_settings
@@ -19,8 +20,12 @@ In another terminal, from this folder:
       --tenant {tenant} --scope Payments.Read --scope Payments.Write)
   curl -s -H "Authorization: Bearer $TOKEN" {base}/api/me/     # 200: the caller as the API sees it
   curl -si {base}/api/me/                                      # 401 with WWW-Authenticate: Bearer
-
+{docs}
 docs/sample.md has the full walk-through.
+"""
+DOCS = """
+Or in a browser: {base}/api/docs/ lists every operation with the scopes it needs;
+Authorize, paste the token (echo $TOKEN) under developmentToken, then Try it out.
 """
 
 
@@ -35,4 +40,6 @@ class Command(BaseCommand):
             self.stderr.write(
                 "Development tokens are not trusted: set DJANGO_DEBUG=1 ENTRA_DEV_ISSUER=1."
             )
-        self.stdout.write(GUIDE.format(base=options["base_url"].rstrip("/"), tenant=DEMO_TENANT_A))
+        base = options["base_url"].rstrip("/")
+        docs = DOCS.format(base=base) if settings.OPENAPI_ENABLED else ""
+        self.stdout.write(GUIDE.format(base=base, tenant=DEMO_TENANT_A, docs=docs))

@@ -186,6 +186,18 @@ def test_quickstart_prints_how_to_call_the_api_and_warns_when_dev_tokens_are_unt
     assert err == "Development tokens are not trusted: set DJANGO_DEBUG=1 ENTRA_DEV_ISSUER=1.\n"
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_quickstart_points_to_the_swagger_ui_while_it_is_served(
+    settings: Any, enabled: bool
+) -> None:
+    settings.OPENAPI_ENABLED = enabled
+
+    out, _ = run("quickstart", "--base-url", "http://127.0.0.1:9000")
+
+    assert ("http://127.0.0.1:9000/api/docs/" in out) is enabled
+    assert ("developmentToken" in out) is enabled
+
+
 def test_quickstart_does_not_warn_when_dev_tokens_are_trusted(
     configure: Callable[..., None],
 ) -> None:
