@@ -113,6 +113,14 @@ def api_client() -> APIClient:
     return APIClient()
 
 
+@pytest.fixture
+def artifacts() -> Path:
+    """``artifacts/`` at the repository's root (git-ignored): the browser tests' screenshots."""
+    directory = TESTS_DIR.parent / "artifacts"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
 @pytest.fixture(autouse=True)
 def audit_counts_flushed_by_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No background audit flusher: a test flushes with ``audit.flush_pending()`` when it

@@ -11,52 +11,25 @@ installs Chromium and must run it.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import pytest
 import requests
-from django.conf import settings
 
 from entra_auth import audit
 from entra_auth.audit import AuditEvent, EventType, Outcome, Reason
+from tests.browser_support import BROWSER_MARKS, SCREEN, browser_page, playwright_api
 from tests.fake_entra import TENANT_A, TENANT_B
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ADMIN_PASSWORD = "browser-test-password"
 AUDIT_LOG = "/admin/entra_auth/auditevent/"
 SCREENSHOT = "audit-admin-filtered.png"
-SCREEN = {"width": 1366, "height": 900}
 REFUSED_TOKEN_BURST = 6
 FORBIDDEN_BURST = 3
 HTTP_TIMEOUT_S = 10
-PAGE_TIMEOUT_MS = 20_000
 
-# .ci/run sets it: there a missing browser is a failure, not a skip.
-BROWSER_REQUIRED = os.environ.get("ENTRA_REQUIRE_BROWSER_TEST") == "1"
-
-if BROWSER_REQUIRED and not CHROMIUM.exists():
-    pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
-]
-if BROWSER_REQUIRED:
-    from playwright import sync_api
-else:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+sync_api = playwright_api()
+pytestmark = BROWSER_MARKS
 
 
 def call_api(base_url: str, method: str, path: str, token: str, **kwargs) -> int:
@@ -96,42 +69,17 @@ def refusals_and_a_widget(base: str, fake_entra) -> int:
     return widget_id
 
 
-@pytest.fixture
-def artifacts() -> Path:
-    directory = Path(settings.BASE_DIR) / "artifacts"
-    directory.mkdir(exist_ok=True)
-    return directory
-
-
 @contextmanager
 def admin_page(base: str) -> Iterator[tuple[sync_api.Page, list[str]]]:
     """A logged-in admin page on a 1366 px screen, and the Content Security Policy
     violations the browser reports while it is used."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = browser.new_context(viewport=SCREEN, accept_downloads=True)
-            page = context.new_page()
-            page.set_default_timeout(PAGE_TIMEOUT_MS)
-            violations: list[str] = []
-            page.on(
-                "console",
-                lambda message: (
-                    violations.append(message.text)
-                    if "Content Security Policy" in message.text
-                    else None
-                ),
-            )
-            page.goto(f"{base}/admin/login/?next={AUDIT_LOG}")
-            page.fill("#id_username", "admin")
-            page.fill("#id_password", ADMIN_PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url(f"**{AUDIT_LOG}")
-            yield page, violations
-        finally:
-            browser.close()
+    with browser_page(accept_downloads=True) as (page, violations):
+        page.goto(f"{base}/admin/login/?next={AUDIT_LOG}")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", ADMIN_PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url(f"**{AUDIT_LOG}")
+        yield page, violations
 
 
 def assert_fits_the_screen(page: sync_api.Page) -> None:

@@ -277,9 +277,7 @@ def test_tokens_made_to_be_refused_are_refused_for_that_reason(
 
 def test_a_refused_token_is_wrong_in_one_way_only(dev_issuer: Path) -> None:
     valid = unverified_claims(mint("--tenant", TENANT_A, "--scope", "Payments.Read"))
-    expired = unverified_claims(
-        mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--expired")
-    )
+    expired = unverified_claims(mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--expired"))
     early = unverified_claims(
         mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--not-yet-valid")
     )
