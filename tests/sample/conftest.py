@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,19 @@ from tests.fake_entra import TENANT_A, TENANT_B, FakeEntra
 def two_tenants(configure: Callable[..., None]) -> None:
     """The sample as a multi-tenant API that accepts callers from both test tenants."""
     configure(TENANT_ID="organizations", ALLOWED_TENANTS=[TENANT_A, TENANT_B])
+
+
+@pytest.fixture
+def trusted_dev_issuer(configure: Callable[..., None], tmp_path: Path) -> None:
+    """The two tenants, and development tokens trusted (by the explicit override: DEBUG is off
+    in tests) with a key file of the test's own."""
+    configure(
+        TENANT_ID="organizations",
+        ALLOWED_TENANTS=[TENANT_A, TENANT_B],
+        DEV_ISSUER=True,
+        DEV_ISSUER_WITHOUT_DEBUG=True,
+        DEV_ISSUER_KEY_FILE=str(tmp_path / "dev-key.pem"),
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from django.core.management import call_command
 
 from entra_auth.openapi import DEV_SCHEME_NAME, swagger_ui_policy
 from tests.browser_support import BROWSER_MARKS, PAGE_TIMEOUT_MS, browser_page, playwright_api
-from tests.fake_entra import TENANT_A, TENANT_B
+from tests.fake_entra import TENANT_A
 from tests.sample.factories import PaymentFactory
 
 DOCS = "/api/docs/"
@@ -49,17 +49,9 @@ def execute(page: sync_api.Page, operation: sync_api.Locator) -> sync_api.Respon
 
 
 def test_a_developer_authorizes_swagger_ui_with_a_development_token_and_lists_payments(
-    live_server, configure, tmp_path, artifacts
+    live_server, trusted_dev_issuer, artifacts
 ):
-    # Given: the sample API trusting the development issuer (DEBUG is off in tests, hence the
-    # explicit override), with a key file of this test's own, and a payment of tenant A.
-    configure(
-        TENANT_ID="organizations",
-        ALLOWED_TENANTS=[TENANT_A, TENANT_B],
-        DEV_ISSUER=True,
-        DEV_ISSUER_WITHOUT_DEBUG=True,
-        DEV_ISSUER_KEY_FILE=str(tmp_path / "entra-dev-key.pem"),
-    )
+    # Given: the sample API trusting the development issuer, and a payment of tenant A.
     payment = PaymentFactory(tenant_id=TENANT_A, description="Swagger UI browser test")
     token = development_token(TENANT_A, "Payments.Read")
 

@@ -19,7 +19,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -343,14 +342,7 @@ class Sample:
 
 
 @pytest.fixture
-def sample(fake_entra: FakeEntra, configure: Callable[..., None], tmp_path: Path) -> Sample:
-    configure(
-        TENANT_ID="organizations",
-        ALLOWED_TENANTS=[TENANT_A, TENANT_B],
-        DEV_ISSUER=True,
-        DEV_ISSUER_WITHOUT_DEBUG=True,
-        DEV_ISSUER_KEY_FILE=str(tmp_path / "dev-key.pem"),
-    )
+def sample(fake_entra: FakeEntra, trusted_dev_issuer: None) -> Sample:
     valid = REFUNDER.headers(fake_entra)["HTTP_AUTHORIZATION"]
     authorizations = {
         ("caller", name): caller.headers(fake_entra)["HTTP_AUTHORIZATION"]
