@@ -382,20 +382,25 @@ class EntraAutoSchema(AutoSchema):
         return operation
 
 
+def _named(singular: str, names: frozenset[str]) -> str:
+    plural = singular + "s" if len(names) > 1 else singular
+    return f"the {plural} " + ", ".join(sorted(names))
+
+
 def _sentence(alternative: Alternative) -> str:
-    parts = []
+    """``a user with the scope A and the app role R.``: one alternative, in words."""
     caller = {True: "an application", False: "a user", None: "any caller"}[alternative.app_only]
-    parts.append(caller)
+    holding = []
     if alternative.scopes:
-        parts.append("with the scopes " + ", ".join(sorted(alternative.scopes)))
+        holding.append(_named("scope", alternative.scopes))
     if alternative.roles:
-        parts.append("with the app roles " + ", ".join(sorted(alternative.roles)))
+        holding.append(_named("app role", alternative.roles))
+    sentence = caller + (" with " + " and ".join(holding) if holding else "")
     if alternative.auth_contexts:
-        parts.append(
-            "signed in with the authentication context "
-            + ", ".join(sorted(alternative.auth_contexts))
+        sentence += ", signed in with " + _named(
+            "authentication context", alternative.auth_contexts
         )
-    return " ".join(parts) + "."
+    return sentence + "."
 
 
 def swagger_ui_policy() -> str:

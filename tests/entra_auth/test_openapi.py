@@ -91,6 +91,28 @@ def test_neutral_checks_add_nothing():
     assert alternatives(IsAuthenticated, SameTenant) == {Alternative()}
 
 
+@pytest.mark.parametrize(
+    ("alternative", "sentence"),
+    [
+        (Alternative(scopes=frozenset({"A"}), app_only=False), "a user with the scope A."),
+        (
+            Alternative(scopes=frozenset({"B", "A"}), roles=frozenset({"Admin"}), app_only=False),
+            "a user with the scopes A, B and the app role Admin.",
+        ),
+        (Alternative(roles=frozenset({"R"}), app_only=True), "an application with the app role R."),
+        (
+            Alternative(app_only=False, auth_contexts=frozenset({"c1"})),
+            "a user, signed in with the authentication context c1.",
+        ),
+        (Alternative(), "any caller."),
+    ],
+)
+def test_each_alternative_is_described_in_words(alternative: Alternative, sentence: str):
+    from entra_auth.openapi import _sentence
+
+    assert _sentence(alternative) == sentence
+
+
 def test_security_requirements_use_entras_scope_names(settings: Any):
     settings.ENTRA_AUTH = {"TENANT_ID": "organizations", "CLIENT_ID": "cid"}
     user = Alternative(scopes=frozenset({"B", "A"}), roles=frozenset({"Admin"}), app_only=False)
