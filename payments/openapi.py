@@ -8,19 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from csp.constants import HEADER as CSP_HEADER
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
-from drf_spectacular.views import (
-    SpectacularAPIView,
-    SpectacularSwaggerOauthRedirectView,
-    SpectacularSwaggerSplitView,
-)
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerOauthRedirectView
 from rest_framework import serializers
 
-from entra_auth.openapi import swagger_ui_policy
+from entra_auth.openapi_views import SwaggerUIView
 
 
 class MoneyFieldSchema(OpenApiSerializerFieldExtension):
@@ -73,17 +68,8 @@ def _switchable(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 schema_view = _switchable(SpectacularAPIView.as_view())
-_swagger_ui = SpectacularSwaggerSplitView.as_view(url_name="openapi-schema")
-
-
-def docs_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Swagger UI, with the policy it needs instead of the API routes' ``default-src 'none'``."""
-    response = _swagger_ui(request, *args, **kwargs)
-    response[CSP_HEADER] = swagger_ui_policy()
-    return response
-
-
-docs_view = _switchable(docs_view)
+# Swagger UI, with the policy it needs instead of the API routes' ``default-src 'none'``.
+docs_view = _switchable(SwaggerUIView.as_view(url_name="openapi-schema"))
 # Swagger UI sends Entra the redirect URI <its own folder>/oauth2-redirect.html, here
 # /api/docs/oauth2-redirect.html: the URI to register. It forwards Entra's answer (the query)
 # to the sidecar's page, which hands the code back to Swagger UI.

@@ -210,8 +210,40 @@ def test_without_a_trusted_development_issuer_there_is_no_bearer_scheme(
         assert all("developmentToken" not in requirement for requirement in operation["security"])
 
 
-def test_without_drf_spectacular_the_module_names_the_extra(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(sys.modules, "drf_spectacular.extensions", None)
-    monkeypatch.delitem(sys.modules, "entra_auth.openapi", raising=False)
+@pytest.mark.parametrize("module", ["entra_auth.openapi", "entra_auth.openapi_views"])
+def test_without_drf_spectacular_the_module_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, module: str
+):
+    for name in ("drf_spectacular.extensions", "drf_spectacular.views"):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, module, raising=False)
     with pytest.raises(ImproperlyConfigured, match=r"drf-entra-auth\[openapi\]"):
-        importlib.import_module("entra_auth.openapi")
+        importlib.import_module(module)
+
+
+def test_swagger_ui_view_answers_with_the_policy_swagger_ui_needs(settings: Any, client: Any):
+    """Under the API routes' strict CSP middleware, the page keeps its own policy."""
+    from drf_spectacular.views import SpectacularAPIView
+
+    from entra_auth.openapi import swagger_ui_policy
+    from entra_auth.openapi_views import SwaggerUIView
+
+    settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "drf_spectacular"]
+    settings.ROOT_URLCONF = type(
+        "SwaggerUrls",
+        (),
+        {
+            "urlpatterns": [
+                path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+                path("api/docs/", SwaggerUIView.as_view(url_name="schema")),
+            ]
+        },
+    )
+
+    page = client.get("/api/docs/")
+    script = client.get("/api/docs/?script=")
+
+    assert page.status_code == 200 and b"swagger-ui" in page.content
+    assert page["Content-Security-Policy"] == swagger_ui_policy()
+    assert "'unsafe-eval'" not in page["Content-Security-Policy"]
+    assert script.status_code == 200 and b"SwaggerUIBundle" in script.content

@@ -11,6 +11,7 @@ import yaml
 from drf_spectacular.drainage import GENERATOR_STATS
 from openapi_spec_validator import validate
 
+from entra_auth.openapi import swagger_ui_policy
 from tests.factories import Caller
 from tests.fake_entra import TENANT_A
 from tests.sample.factories import PaymentFactory
@@ -159,6 +160,7 @@ def test_schema_and_swagger_ui_are_served(api_client: Any) -> None:
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     policy = docs["Content-Security-Policy"]
+    assert policy == swagger_ui_policy()
     assert "script-src 'self'" in policy and "unsafe-eval" not in policy
     assert "connect-src 'self' " in policy
     # API routes keep the strict policy.
