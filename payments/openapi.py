@@ -12,10 +12,10 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerOauthRedirectView
+from drf_spectacular.views import SpectacularSwaggerOauthRedirectView
 from rest_framework import serializers
 
-from entra_auth.openapi_views import SwaggerUIView
+from entra_auth.openapi_views import SchemaView, SwaggerUIView
 
 
 class MoneyFieldSchema(OpenApiSerializerFieldExtension):
@@ -67,7 +67,7 @@ def _switchable(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-schema_view = _switchable(SpectacularAPIView.as_view())
+schema_view = _switchable(SchemaView.as_view())
 # Swagger UI, with the policy it needs instead of the API routes' ``default-src 'none'``.
 docs_view = _switchable(SwaggerUIView.as_view(url_name="openapi-schema"))
 # Swagger UI sends Entra the redirect URI <its own folder>/oauth2-redirect.html, here

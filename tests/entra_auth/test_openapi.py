@@ -221,24 +221,29 @@ def test_without_drf_spectacular_the_module_names_the_extra(
         importlib.import_module(module)
 
 
-def test_swagger_ui_view_answers_with_the_policy_swagger_ui_needs(settings: Any, client: Any):
-    """Under the API routes' strict CSP middleware, the page keeps its own policy."""
-    from drf_spectacular.views import SpectacularAPIView
-
-    from entra_auth.openapi import swagger_ui_policy
-    from entra_auth.openapi_views import SwaggerUIView
+@pytest.fixture
+def openapi_routes(settings: Any) -> None:
+    """The schema at /api/schema/ and Swagger UI at /api/docs/, as docs/openapi.md routes them."""
+    from entra_auth.openapi_views import SchemaView, SwaggerUIView
 
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "drf_spectacular"]
     settings.ROOT_URLCONF = type(
-        "SwaggerUrls",
+        "OpenApiUrls",
         (),
         {
             "urlpatterns": [
-                path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+                path("api/schema/", SchemaView.as_view(), name="schema"),
                 path("api/docs/", SwaggerUIView.as_view(url_name="schema")),
             ]
         },
     )
+
+
+def test_swagger_ui_view_answers_with_the_policy_swagger_ui_needs(
+    openapi_routes: None, client: Any
+):
+    """Under the API routes' strict CSP middleware, the page keeps its own policy."""
+    from entra_auth.openapi import swagger_ui_policy
 
     page = client.get("/api/docs/")
     script = client.get("/api/docs/?script=")
@@ -247,3 +252,24 @@ def test_swagger_ui_view_answers_with_the_policy_swagger_ui_needs(settings: Any,
     assert page["Content-Security-Policy"] == swagger_ui_policy()
     assert "'unsafe-eval'" not in page["Content-Security-Policy"]
     assert script.status_code == 200 and b"SwaggerUIBundle" in script.content
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "accept", "status"),
+    [
+        # drf-spectacular's own page cannot render an OPTIONS answer: it was a 500.
+        ("options", "/api/docs/", "text/html", 405),
+        ("post", "/api/docs/", "text/html", 405),
+        ("delete", "/api/schema/", "*/*", 405),
+        ("get", "/api/schema/", "text/html", 406),
+        ("get", "/api/schema/?format=xml", "*/*", 404),
+    ],
+)
+def test_schema_and_swagger_ui_refuse_in_json(
+    openapi_routes: None, client: Any, method: str, url: str, accept: str, status: int
+):
+    response = getattr(client, method)(url, HTTP_ACCEPT=accept)
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["detail"]

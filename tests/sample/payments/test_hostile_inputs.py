@@ -53,7 +53,10 @@ INVALID = "The request is invalid."
 INTERNALS = ("Traceback", "Error:", "Exception", "SELECT ", "sqlite", "psycopg", "<html")
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 PAYMENT_ROUTES = ["/api/payments/{id}/", "/api/payments/{id}/refund/"]
-ROUTES = ["/api/me/", LIST, *PAYMENT_ROUTES, "/health/live", "/health/ready", "/api/no-such/"]
+# The API's own description too: the schema, Swagger UI and its OAuth 2.0 redirect.
+OPENAPI_ROUTES = ["/api/schema/", "/api/docs/", "/api/docs/oauth2-redirect.html"]
+ROUTES = ["/api/me/", LIST, *PAYMENT_ROUTES, *OPENAPI_ROUTES, "/health/live", "/health/ready"]
+ROUTES += ["/api/no-such/"]
 MISSING_ID = "00000000-0000-4000-8000-00000000dead"
 
 
