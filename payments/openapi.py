@@ -12,10 +12,9 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension, OpenApiViewExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
-from drf_spectacular.views import SpectacularSwaggerOauthRedirectView
 from rest_framework import serializers
 
-from entra_auth.openapi_views import SchemaView, SwaggerUIView
+from entra_auth.openapi_views import OAuth2RedirectView, SchemaView, SwaggerUIView
 
 
 class MoneyFieldSchema(OpenApiSerializerFieldExtension):
@@ -71,6 +70,5 @@ schema_view = _switchable(SchemaView.as_view())
 # Swagger UI, with the policy it needs instead of the API routes' ``default-src 'none'``.
 docs_view = _switchable(SwaggerUIView.as_view(url_name="openapi-schema"))
 # Swagger UI sends Entra the redirect URI <its own folder>/oauth2-redirect.html, here
-# /api/docs/oauth2-redirect.html: the URI to register. It forwards Entra's answer (the query)
-# to the sidecar's page, which hands the code back to Swagger UI.
-oauth2_redirect_view = _switchable(SpectacularSwaggerOauthRedirectView.as_view())
+# /api/docs/oauth2-redirect.html: the URI to register. Its page hands the code back to Swagger UI.
+oauth2_redirect_view = _switchable(OAuth2RedirectView.as_view())

@@ -4,13 +4,20 @@ It mirrors Entra's documents (v2 and v1 metadata per tenant, the multi-tenant is
 literal ``{tenantid}`` template, ``issuer`` fields on v2 keys), and lets tests rotate keys,
 take the endpoint down, and count requests, so the real HTTP, caching and rotation code runs.
 ``FakeEntra.token()`` mints v1/v2, delegated/app-only access tokens signed by its keys.
+
+For a browser's sign-in it also answers the v2.0 ``authorize`` and ``token`` endpoints of the
+authorization code flow with PKCE (S256 only, codes used once, CORS as for a single-page
+application): a user of tenant A signs in at once and gets a token with the scopes of this
+API that were requested.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -18,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
@@ -103,6 +110,9 @@ class FakeEntraState:
     # Set to make metadata or JWKS answers misbehave (e.g. {"status": 200, "body": b"..."}).
     override: dict[str, Any] | None = None
     response_delay_s: float = 0.0
+    # The authorization code flow: codes not yet redeemed, and the sign-ins completed.
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sign_ins: list[dict[str, Any]] = field(default_factory=list)
 
 
 class FakeEntra:
@@ -256,6 +266,8 @@ def _handler_for(fake: FakeEntra) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             segments = [segment for segment in parts.path.split("/") if segment]
             query = parse_qs(parts.query)
+            if segments[1:] == ["oauth2", "v2.0", "authorize"]:
+                return self._authorize(segments[0], {k: v[0] for k, v in query.items()})
             kind, body = self._route(segments, query)
             with fake.lock:
                 fake.state.requests[kind] += 1
@@ -301,11 +313,73 @@ def _handler_for(fake: FakeEntra) -> type[BaseHTTPRequestHandler]:
                 return "jwks", {"keys": published}
             return "other", None
 
-        def _send(self, status: int, body: bytes) -> None:
+        def _send(self, status: int, body: bytes, cors: bool = False) -> None:
             self.send_response(status)
+            if cors:  # as Entra answers a single-page application's token request
+                self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _authorize(self, tenant: str, query: dict[str, str]) -> None:
+            with fake.lock:
+                fake.state.requests["authorize"] += 1
+            required = ("client_id", "redirect_uri", "code_challenge", "state")
+            if (
+                query.get("response_type") != "code"
+                or query.get("code_challenge_method") != "S256"
+                or not all(query.get(name) for name in required)
+            ):
+                return self._send(400, b'{"error": "invalid_request"}')
+            code = secrets.token_urlsafe(24)
+            signed_in = TENANT_A if tenant in ("organizations", "common") else tenant
+            with fake.lock:
+                fake.state.codes[code] = {**query, "tenant": signed_in}
+            separator = "&" if "?" in query["redirect_uri"] else "?"
+            answer = urlencode({"code": code, "state": query["state"]})
+            self.send_response(302)
+            self.send_header("Location", f"{query['redirect_uri']}{separator}{answer}")
+            self.end_headers()
+
+        def do_OPTIONS(self) -> None:  # the browser's preflight of a token request
+            self.send_response(204)
+            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
+            self.send_header("Access-Control-Allow-Methods", "POST")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type, X-Requested-With")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            segments = [segment for segment in urlsplit(self.path).path.split("/") if segment]
+            if segments[1:] != ["oauth2", "v2.0", "token"]:
+                return self._send(404, b'{"error": "not_found"}')
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            with fake.lock:
+                fake.state.requests["token"] += 1
+                sign_in = fake.state.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "").encode()
+            challenge = b64url(hashlib.sha256(verifier).digest())
+            if (
+                form.get("grant_type") != "authorization_code"
+                or sign_in is None
+                or form.get("client_id") != sign_in["client_id"]
+                or form.get("redirect_uri") != sign_in["redirect_uri"]
+                or challenge != sign_in["code_challenge"]
+            ):
+                return self._send(400, b'{"error": "invalid_grant"}', cors=True)
+            requested = sign_in.get("scope", "").split()
+            prefix = f"api://{CLIENT_ID}/"
+            scopes = tuple(s.removeprefix(prefix) for s in requested if s.startswith(prefix))
+            token = fake.token(tenant=sign_in["tenant"], scopes=scopes)
+            with fake.lock:
+                fake.state.sign_ins.append({**sign_in, "token": token})
+            body = {
+                "token_type": "Bearer",
+                "scope": " ".join(requested),
+                "expires_in": 3600,
+                "access_token": token,
+            }
+            return self._send(200, json.dumps(body).encode(), cors=True)
 
     return Handler

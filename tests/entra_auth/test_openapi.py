@@ -227,6 +227,8 @@ def openapi_routes(settings: Any) -> None:
     from entra_auth.openapi_views import SchemaView, SwaggerUIView
 
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "drf_spectacular"]
+    # The views' own answers: no middleware turning other errors into JSON.
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("JsonErrorMiddleware")]
     settings.ROOT_URLCONF = type(
         "OpenApiUrls",
         (),
@@ -261,6 +263,7 @@ def test_swagger_ui_view_answers_with_the_policy_swagger_ui_needs(
         ("options", "/api/docs/", "text/html", 405),
         ("post", "/api/docs/", "text/html", 405),
         ("delete", "/api/schema/", "*/*", 405),
+        ("options", "/api/schema/", "*/*", 405),  # DRF would describe the view's docstring
         ("get", "/api/schema/", "text/html", 406),
         ("get", "/api/schema/?format=xml", "*/*", 404),
     ],
@@ -273,3 +276,23 @@ def test_schema_and_swagger_ui_refuse_in_json(
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
     assert response.json()["detail"]
+
+
+def test_swagger_ui_sends_the_signed_in_token_for_every_entra_scheme(settings: Any):
+    """With the schema served only to callers, Swagger UI attaches their token to the schema
+    request by scheme name: both names, flat, while the development issuer is trusted."""
+    from drf_spectacular.settings import spectacular_settings
+
+    from entra_auth.openapi_views import SwaggerUIView
+
+    settings.DEBUG = True
+    settings.ENTRA_AUTH = {"TENANT_ID": "tenant-1", "CLIENT_ID": "cid", "DEV_ISSUER": True}
+    view = SwaggerUIView(authentication_classes=[EntraJWTAuthentication])
+    serve_public = spectacular_settings.SERVE_PUBLIC
+    spectacular_settings.SERVE_PUBLIC = False
+    try:
+        names = view._get_schema_auth_names()
+    finally:
+        spectacular_settings.SERVE_PUBLIC = serve_public
+
+    assert names == ["oauth2", "developmentToken"]

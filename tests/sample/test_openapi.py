@@ -169,14 +169,35 @@ def test_schema_and_swagger_ui_are_served(api_client: Any) -> None:
     )
 
 
-def test_entras_answer_reaches_swagger_uis_redirect_page(api_client: Any) -> None:
+def test_the_sign_in_popup_returns_to_a_page_that_hands_the_code_to_swagger_ui(
+    api_client: Any,
+) -> None:
     # Swagger UI's redirect URI is its own folder's oauth2-redirect.html: the URI to register.
     response = api_client.get("/api/docs/oauth2-redirect.html?code=abc&state=xyz")
 
-    assert response.status_code == 302
-    assert response["Location"] == (
-        "/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html?code=abc&state=xyz"
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert (
+        '<script src="/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.js">' in page
     )
+    assert "abc" not in page  # the script reads the code from the address, nothing echoes it
+    assert response["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self'")
+    # The popup keeps its opener through Entra's pages; the code leaks to no other site.
+    assert response["Cross-Origin-Opener-Policy"] == "unsafe-none"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Cache-Control"] == "no-store"
+    assert api_client.get("/api/docs/")["Cross-Origin-Opener-Policy"] == (
+        "same-origin-allow-popups"
+    )
+    # Every other route keeps Django's same-origin policy.
+    assert api_client.get("/api/payments/")["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_the_redirect_page_answers_only_get(api_client: Any) -> None:
+    response = api_client.post("/api/docs/oauth2-redirect.html?code=abc&state=xyz")
+
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/json")
 
 
 def test_schema_and_swagger_ui_can_be_switched_off(api_client: Any, settings: Any) -> None:

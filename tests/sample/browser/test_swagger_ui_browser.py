@@ -5,8 +5,9 @@ whose development issuer is trusted, as a developer would: the Authorize dialog 
 sign-in (authorization code with PKCE) and a development bearer token; a token printed by
 ``manage.py entra_dev_token`` is pasted there, and ``GET /api/payments/`` executed from the page
 answers 200 with the tenant's payment. All of it under the docs page's Content-Security-Policy
-(scripts only from 'self', no ``'unsafe-eval'``): the browser reports no violation. No Entra
-sign-in is attempted (no network). A screenshot is saved under ``artifacts/``.
+(scripts only from 'self', no ``'unsafe-eval'``): the browser reports no violation. A user also
+signs in with Entra's authorization code flow (PKCE) against the fake Entra on another origin,
+through the sign-in popup and the redirect page. A screenshot is saved under ``artifacts/``.
 Skipped like every browser test (tests/browser_support.py).
 """
 
@@ -18,7 +19,7 @@ from django.core.management import call_command
 
 from entra_auth.openapi import DEV_SCHEME_NAME, swagger_ui_policy
 from tests.browser_support import BROWSER_MARKS, PAGE_TIMEOUT_MS, browser_page, playwright_api
-from tests.fake_entra import TENANT_A
+from tests.fake_entra import CLIENT_ID, TENANT_A
 from tests.sample.factories import PaymentFactory
 
 DOCS = "/api/docs/"
@@ -26,6 +27,8 @@ PAYMENTS = "/api/payments/"
 # Swagger UI's id of an operation: operations-<tag>-<operationId> (docs/openapi.yaml).
 PAYMENTS_LIST = "#operations-payments-payments_list"
 SCREENSHOT = "swagger-ui-authorized.png"
+# The client ID of the docs' own app registration (OPENAPI_CLIENT_ID), typed in the dialog.
+DOCS_CLIENT_ID = "5d0c5d0c-0000-4000-8000-0000000d0c5d"
 
 sync_api = playwright_api()
 pytestmark = BROWSER_MARKS
@@ -62,13 +65,6 @@ def test_a_developer_authorizes_swagger_ui_with_a_development_token_and_lists_pa
         assert docs.headers["content-security-policy"] == swagger_ui_policy()
         operation = page.locator(PAYMENTS_LIST)
         sync_api.expect(operation).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-        # The redirect URI Swagger UI would send Entra is the one the docs say to register,
-        # and it leads to the page that hands the code back to Swagger UI.
-        redirect_uri = page.evaluate("() => ui.getConfigs().oauth2RedirectUrl")
-        assert redirect_uri == f"{live_server.url}{DOCS}oauth2-redirect.html"
-        redirected = page.request.get(f"{redirect_uri}?code=c&state=s")
-        assert redirected.status == 200
-        assert redirected.url.endswith("/swagger-ui-dist/oauth2-redirect.html?code=c&state=s")
 
         # ...tries GET /api/payments/ before authorizing: refused...
         operation.locator(".opblock-summary-control").click()
@@ -118,3 +114,50 @@ def test_a_developer_authorizes_swagger_ui_with_a_development_token_and_lists_pa
         assert violations == []
 
     assert (artifacts / SCREENSHOT).stat().st_size > 0
+
+
+def test_a_user_signs_in_with_entra_from_swagger_ui_and_lists_payments(live_server, fake_entra):
+    """The authorization code flow with PKCE, from the Authorize dialog, against the fake
+    Entra on another origin: the popup signs in, comes back to /api/docs/oauth2-redirect.html
+    and hands the code to Swagger UI, which redeems it and sends the token. The sample's
+    Cross-Origin-Opener-Policy (same-origin) applies to every other page."""
+    payment = PaymentFactory(tenant_id=TENANT_A, description="Signed in with Entra")
+    read_scope = f"api://{CLIENT_ID}/Payments.Read"
+
+    with browser_page() as (page, violations):
+        page.goto(f"{live_server.url}{DOCS}")
+        operation = page.locator(PAYMENTS_LIST)
+        sync_api.expect(operation).to_be_visible()
+
+        # When: the user chooses Entra sign-in, with Payments.Read...
+        page.get_by_role("button", name="Authorize", exact=True).click()
+        dialog = page.locator(".modal-ux")
+        entra = dialog.locator(".auth-container").filter(
+            has=page.get_by_role("heading", name="oauth2 (OAuth2, authorizationCode with PKCE)")
+        )
+        entra.get_by_role("textbox").first.fill(DOCS_CLIENT_ID)
+        entra.locator("label", has_text=read_scope).click()
+        with page.expect_popup() as sign_in:
+            entra.get_by_role("button", name="Apply given OAuth2 credentials").click()
+        # ...signs in (the fake Entra answers at once): the popup hands the code over and
+        # closes itself, possibly before the page has even reported it open.
+        popup = sign_in.value
+        sync_api.expect(entra.get_by_role("heading", name="Authorized")).to_be_visible()
+        if not popup.is_closed():
+            popup.wait_for_event("close", timeout=PAGE_TIMEOUT_MS)
+        dialog.get_by_role("button", name="Close").first.click()
+        operation.locator(".opblock-summary-control").click()
+        operation.get_by_role("button", name="Try it out").click()
+        answered = execute(page, operation)
+
+        # Then: a PKCE sign-in as the docs' client, the token it got sent, the payment listed.
+        [signed_in] = fake_entra.state.sign_ins
+        assert signed_in["client_id"] == DOCS_CLIENT_ID
+        assert signed_in["code_challenge_method"] == "S256"
+        assert signed_in["redirect_uri"] == f"{live_server.url}{DOCS}oauth2-redirect.html"
+        assert read_scope in signed_in["scope"].split()
+        assert answered.request.header_value("authorization") == f"Bearer {signed_in['token']}"
+        assert answered.status == 200
+        body = operation.locator(".live-responses-table .response .response-col_description")
+        sync_api.expect(body).to_contain_text(str(payment.pk))
+        assert violations == []
