@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ REFUSED_TOKENS = [
 ]
 
 
-@pytest.mark.parametrize("clock_skew_s", [None, 2 * 3600])
+@pytest.mark.parametrize("clock_skew_s", [None, 600])  # the default, and the largest allowed
 @pytest.mark.parametrize(("option", "detail"), REFUSED_TOKENS)
 def test_tokens_made_to_be_refused_are_refused_for_that_reason(
     dev_issuer: Path,
@@ -275,7 +276,12 @@ def test_tokens_made_to_be_refused_are_refused_for_that_reason(
     )
 
 
-def test_a_refused_token_is_wrong_in_one_way_only(dev_issuer: Path) -> None:
+def test_a_refused_token_is_wrong_in_one_way_only(
+    dev_issuer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One instant for all four tokens: their times are compared to the second.
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)
     valid = unverified_claims(mint("--tenant", TENANT_A, "--scope", "Payments.Read"))
     expired = unverified_claims(mint("--tenant", TENANT_A, "--scope", "Payments.Read", "--expired"))
     early = unverified_claims(
@@ -295,6 +301,17 @@ def test_a_refused_token_is_wrong_in_one_way_only(dev_issuer: Path) -> None:
     assert valid["iat"] <= other_api["iat"] <= other_api["exp"] - 3600
     for claims in (expired, early, other_api):
         assert claims["scp"] == valid["scp"] and claims["tid"] == valid["tid"]
+
+
+def test_an_untrusting_server_gets_the_warning_not_the_promise_of_a_401(
+    dev_issuer: Path, settings: Any
+) -> None:
+    settings.DEBUG = False
+
+    _, warnings = mint_with_warnings("--tenant", TENANT_A, "--scope", "Payments.Read", "--expired")
+
+    assert warnings.startswith("warning: this server does not trust development tokens")
+    assert "note:" not in warnings
 
 
 def test_only_one_refusal_at_a_time(dev_issuer: Path) -> None:

@@ -104,7 +104,7 @@ class Command(BaseCommand):
         elif options["not_yet_valid"]:
             now += beyond_skew_s
         refusal = next((name for name in REFUSALS if options[name]), None)
-        if refusal is not None:
+        if refusal is not None and entra_settings.dev_issuer_trusted:
             self.stderr.write(
                 f"note: a development-issuer token made to be refused: the API answers 401, "
                 f'"{REFUSALS[refusal]}"'
