@@ -33,18 +33,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils.cache import add_never_cache_headers
+
+from ._extras import missing_extra
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
     from prometheus_client import exposition as _exposition
 except ImportError as exc:  # the optional extra is not installed
-    raise ImproperlyConfigured(
-        "entra_auth.metrics needs prometheus-client: pip install 'drf-entra-auth[metrics]'."
-    ) from exc
+    raise missing_extra(__name__, "prometheus-client", "metrics") from exc
 
 from . import observe
 from .conf import entra_settings

@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from ._extras import missing_extra
 
 try:
     from drf_spectacular.extensions import OpenApiAuthenticationExtension
     from drf_spectacular.openapi import AutoSchema
     from drf_spectacular.plumbing import ResolvedComponent
 except ImportError as exc:  # the optional extra is not installed
-    raise ImproperlyConfigured(
-        "entra_auth.openapi needs drf-spectacular: pip install 'drf-entra-auth[openapi]'."
-    ) from exc
+    raise missing_extra(__name__, "drf-spectacular", "openapi") from exc
 
 from rest_framework.permissions import (
     AND,

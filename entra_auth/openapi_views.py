@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from ._extras import missing_extra
 
 try:
     from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 except ImportError as exc:  # the optional extra is not installed
-    raise ImproperlyConfigured(
-        "entra_auth.openapi_views needs drf-spectacular: pip install 'drf-entra-auth[openapi]'."
-    ) from exc
+    raise missing_extra(__name__, "drf-spectacular", "openapi") from exc
 
 from django.http import HttpRequest, HttpResponse
 from django.templatetags.static import static

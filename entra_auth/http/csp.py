@@ -6,16 +6,15 @@ Needs the ``csp`` extra (``pip install drf-entra-auth[csp]``) and ``"csp"`` in
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+
+from .._extras import missing_extra
 
 try:
     from csp.constants import HEADER as CSP_HEADER
     from csp.middleware import CSPMiddleware
 except ImportError as exc:  # the optional extra is not installed
-    raise ImproperlyConfigured(
-        "entra_auth.http.csp needs django-csp: pip install 'drf-entra-auth[csp]'."
-    ) from exc
+    raise missing_extra(__name__, "django-csp", "csp") from exc
 
 from .errors import is_api_path
 

@@ -86,3 +86,19 @@ def test_cookies_are_secure_http_only_and_same_site_in_production(django_user_mo
     session = response.cookies["sessionid"]
     assert session["secure"] and session["httponly"]
     assert session["samesite"] == "Strict"
+
+
+def test_without_django_csp_the_middleware_names_the_extra(monkeypatch: pytest.MonkeyPatch):
+    import importlib
+    import sys
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    for name in ("csp.constants", "csp.middleware"):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "entra_auth.http.csp", raising=False)
+    with pytest.raises(
+        ImproperlyConfigured,
+        match=r"^entra_auth\.http\.csp needs django-csp: pip install 'drf-entra-auth\[csp\]'\.$",
+    ):
+        importlib.import_module("entra_auth.http.csp")
