@@ -235,6 +235,12 @@ class EntraAuthSettings:
         return frozenset(configured)
 
     @property
+    def instance_url(self) -> str:
+        """``INSTANCE`` ending in one ``/``: tenant paths are appended to it."""
+        instance = self.INSTANCE
+        return instance if instance.endswith("/") else instance + "/"
+
+    @property
     def is_multi_tenant(self) -> bool:
         return (self.TENANT_ID or "").lower() in MULTI_TENANT_IDS
 

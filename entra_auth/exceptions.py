@@ -37,18 +37,23 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _bearer_challenge(*params: tuple[str, str | None]) -> str:
+    """``Bearer name="value", ...`` of the parameters not ``None``, in their order."""
+    return "Bearer " + ", ".join(
+        f"{name}={_quote(value)}" for name, value in params if value is not None
+    )
+
+
 def www_authenticate(
     realm: str, error: str | None = None, description: str | None = None, scope: str | None = None
 ) -> str:
     """The ``WWW-Authenticate`` challenge of RFC 6750 §3."""
-    params = [f"realm={_quote(realm)}"]
-    if error:
-        params.append(f"error={_quote(error)}")
-    if description:
-        params.append(f"error_description={_quote(description)}")
-    if scope:
-        params.append(f"scope={_quote(scope)}")
-    return "Bearer " + ", ".join(params)
+    return _bearer_challenge(
+        ("realm", realm),
+        ("error", error or None),
+        ("error_description", description or None),
+        ("scope", scope or None),
+    )
 
 
 class InvalidBearerRequest(exceptions.AuthenticationFailed):
@@ -200,16 +205,12 @@ def insufficient_claims_challenge(context_id: str, tenant_id: str) -> str:
     """The claims challenge of a 401 asking for a step-up to the authentication context
     ``context_id``: ``Bearer realm="api", authorization_uri="<INSTANCE><tenant>/oauth2/v2.0/
     authorize", error="insufficient_claims", claims="<base64>"`` (docs/errors.md)."""
-    instance = entra_settings.INSTANCE
-    if not instance.endswith("/"):
-        instance += "/"
-    params = [
-        f"realm={_quote(entra_settings.REALM)}",
-        f"authorization_uri={_quote(f'{instance}{tenant_id}/oauth2/v2.0/authorize')}",
-        f"error={_quote('insufficient_claims')}",
-        f"claims={_quote(auth_context_claims(context_id))}",
-    ]
-    return "Bearer " + ", ".join(params)
+    return _bearer_challenge(
+        ("realm", entra_settings.REALM),
+        ("authorization_uri", f"{entra_settings.instance_url}{tenant_id}/oauth2/v2.0/authorize"),
+        ("error", "insufficient_claims"),
+        ("claims", auth_context_claims(context_id)),
+    )
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:

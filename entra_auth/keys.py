@@ -174,11 +174,8 @@ class EntraEndpoints:
         tenant_id = entra_settings.TENANT_ID
         if not tenant_id:
             return None
-        instance = entra_settings.INSTANCE
-        if not instance.endswith("/"):
-            instance += "/"
         return cls(
-            instance=instance,
+            instance=entra_settings.instance_url,
             tenant_id=tenant_id,
             client_id=entra_settings.CLIENT_ID,
             app_specific_keys=bool(entra_settings.APP_SPECIFIC_KEYS),

@@ -48,6 +48,7 @@ except ImportError as exc:  # the optional extra is not installed
 
 from . import observe
 from .conf import entra_settings
+from .exceptions import www_authenticate
 from .signals import authentication_failed, authentication_succeeded, rate_limited
 
 __all__ = [
@@ -117,8 +118,8 @@ RATE_LIMITED = Counter(
 )
 AUDIT_WRITE_FAILURES = Counter(
     "audit_write_failures",
-    "Audit rows that could not be written, by operation (insert: the event is lost; count: "
-    "a coalesced count was not added).",
+    "Audit writes that failed, by operation (insert: a row, count: the coalesced counts of a "
+    "flush); the log says whether the events are kept for a retry.",
     ["operation"],
     namespace=NAMESPACE,
 )
@@ -181,6 +182,7 @@ def _counted(metric: Counter) -> Callable[..., Callable[[], None]]:
 
 _authentication = _counted(AUTHENTICATIONS)
 _token_cache = _counted(TOKEN_CACHE)
+_rate_limited = _counted(RATE_LIMITED)
 
 
 def _on_authentication_succeeded(sender: Any, **kwargs: Any) -> None:
@@ -196,7 +198,7 @@ def _on_authentication_unavailable() -> None:
 
 
 def _on_rate_limited(sender: Any, reason: Any = None, **kwargs: Any) -> None:
-    RATE_LIMITED.labels(_limits(reason)).inc()
+    _rate_limited(_limits(reason))()
 
 
 def _on_token_cache(hit: bool) -> None:
@@ -330,7 +332,7 @@ def _unauthorized() -> HttpResponse:
     response = HttpResponse(
         "Authentication required.\n", status=401, content_type="text/plain; charset=utf-8"
     )
-    response["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+    response["WWW-Authenticate"] = www_authenticate(REALM)
     add_never_cache_headers(response)
     return response
 

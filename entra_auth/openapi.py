@@ -28,7 +28,6 @@ from rest_framework.permissions import (
     AND,
     NOT,
     OR,
-    SAFE_METHODS,
     AllowAny,
     IsAuthenticated,
     OperandHolder,
@@ -38,9 +37,6 @@ from rest_framework.permissions import (
 from .authentication import EntraJWTAuthentication
 from .conf import entra_settings
 from .permissions import (
-    DEFAULT_KEY,
-    SAFE_KEY,
-    UNSAFE_KEY,
     HasAppRole,
     HasScope,
     IsAppOnly,
@@ -103,15 +99,6 @@ def _name(permission: Any) -> str:
     return getattr(permission, "__name__", None) or type(permission).__name__
 
 
-def _rule_for(permission: type[_PerAction], action: str, method: str) -> Any:
-    rules = permission.rules
-    rule = rules.get(action)
-    if rule is None:
-        fallback = SAFE_KEY if method.upper() in SAFE_METHODS else UNSAFE_KEY
-        rule = rules.get(fallback, rules.get(DEFAULT_KEY))
-    return rule
-
-
 def _derive(permission: Any, action: str, method: str, notes: list[str]) -> list[Alternative]:
     if isinstance(permission, OperandHolder):
         left = _derive(permission.op1_class, action, method, notes)
@@ -125,7 +112,7 @@ def _derive(permission: Any, action: str, method: str, notes: list[str]) -> list
         return [Alternative()]
     if isinstance(permission, type):
         if issubclass(permission, _PerAction):
-            rule = _rule_for(permission, action, method)
+            rule = permission.rule_for(action, method)
             if rule is None:
                 notes.append(f"No permission rule covers the action {action!r}: it is refused.")
                 return []
@@ -180,18 +167,14 @@ def api_scope(name: str) -> str:
 def authority() -> str:
     """``<instance><tenant>/oauth2/v2.0``; ``organizations`` for a multi-tenant API."""
     tenant = "organizations" if entra_settings.is_multi_tenant else entra_settings.TENANT_ID
-    instance = entra_settings.INSTANCE
-    if not instance.endswith("/"):
-        instance += "/"
-    return f"{instance}{tenant or 'organizations'}/oauth2/v2.0"
+    return f"{entra_settings.instance_url}{tenant or 'organizations'}/oauth2/v2.0"
 
 
 def security_requirement(alternative: Alternative) -> dict[str, list[str]]:
     """The OpenAPI security requirement requesting what ``alternative`` needs."""
     if alternative.app_only or (alternative.roles and not alternative.scopes):
         # Application permissions are granted to an app and requested with ".default".
-        if alternative.app_only or alternative.roles:
-            return {SCHEME_NAME: [api_scope(DEFAULT_SCOPE)]}
+        return {SCHEME_NAME: [api_scope(DEFAULT_SCOPE)]}
     return {SCHEME_NAME: sorted(api_scope(s) for s in alternative.scopes)}
 
 

@@ -64,7 +64,7 @@ class SwaggerUIView(_JsonErrors, SpectacularSwaggerSplitView):
 
     django-csp's middleware and ``entra_auth.http.csp`` keep a Content-Security-Policy a view
     has set, so API routes keep theirs while this page gets what Swagger UI needs. Route
-    ``SpectacularSwaggerOauthRedirectView`` at ``oauth2-redirect.html`` beside it.
+    ``OAuth2RedirectView`` at ``oauth2-redirect.html`` beside it.
     """
 
     # A page and its script: nothing to describe with OPTIONS.

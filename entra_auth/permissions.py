@@ -523,6 +523,15 @@ class _PerAction(BasePermission, metaclass=_EntraRuleMeta):
 
     rules: dict[str, Any] = {}
 
+    @classmethod
+    def rule_for(cls, action: str, method: str) -> Any:
+        """The rule of ``action``, else ``safe``/``unsafe`` by ``method``, else ``default``."""
+        rule = cls.rules.get(action)
+        if rule is None:
+            fallback = SAFE_KEY if method.upper() in SAFE_METHODS else UNSAFE_KEY
+            rule = cls.rules.get(fallback, cls.rules.get(DEFAULT_KEY))
+        return rule
+
     def _rule(self, request: Request, view: Any) -> BasePermission:
         if getattr(view, "action_map", None) is not None and view.action is None:
             # A method the viewset does not route: DRF would answer 405, so do we.
@@ -533,8 +542,7 @@ class _PerAction(BasePermission, metaclass=_EntraRuleMeta):
             # OPTIONS describes the route: whoever may GET it may ask.
             rule = self.rules.get(getattr(view, "action_map", {}).get("get", "get"))
         if rule is None:
-            safe = request.method in SAFE_METHODS
-            rule = self.rules.get(SAFE_KEY if safe else UNSAFE_KEY, self.rules.get(DEFAULT_KEY))
+            rule = self.rule_for(action, request.method)
         if rule is None and action == METADATA_ACTION:
             return _DenyAll()
         if rule is None:
@@ -581,9 +589,7 @@ def covers_action(permission: Any, action: str, method: str) -> bool:
     """Whether a ``per_action`` permission has a rule for this action (for the system check)."""
     if not (isinstance(permission, type) and issubclass(permission, _PerAction)):
         return True
-    rules = permission.rules
-    fallback = SAFE_KEY if method.upper() in SAFE_METHODS else UNSAFE_KEY
-    return action in rules or fallback in rules or DEFAULT_KEY in rules
+    return permission.rule_for(action, method) is not None
 
 
 def unnamed_requirements(permission: Any) -> list[str]:

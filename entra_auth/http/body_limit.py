@@ -28,12 +28,11 @@ from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 
 from ..conf import entra_settings
-from ..exceptions import json_error
+from ..exceptions import RequestBodyTooLarge, json_error
 from .errors import is_api_path
 
 __all__ = ["RequestBodyLimitMiddleware", "parse_content_length", "read_at_most"]
 
-TOO_LARGE_DETAIL = "The request body is too large."
 INVALID_CONTENT_LENGTH_DETAIL = "The Content-Length header must be a whole number of bytes."
 # A Content-Length of more digits than this (an exabyte) is over any limit and is not
 # converted at all: int() refuses strings of more than 4300 digits.
@@ -87,7 +86,7 @@ class RequestBodyLimitMiddleware:
             except ValueError:
                 return json_error(400, INVALID_CONTENT_LENGTH_DETAIL)
             if length > limit:
-                return json_error(413, TOO_LARGE_DETAIL)
+                return json_error(413, RequestBodyTooLarge.default_detail)
             return self.get_response(request)
         if request.META.get("wsgi.input_terminated") and "wsgi.input" in request.META:
             refusal = self._take_unsized_body(request, limit)
@@ -113,7 +112,7 @@ class RequestBodyLimitMiddleware:
         """
         body = read_at_most(request.META["wsgi.input"], limit + 1)
         if len(body) > limit:
-            return json_error(413, TOO_LARGE_DETAIL)
+            return json_error(413, RequestBodyTooLarge.default_detail)
         if body:
             request.META["wsgi.input"] = io.BytesIO(body)
             request.META["CONTENT_LENGTH"] = str(len(body))

@@ -7,16 +7,15 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from ..conf import entra_settings
-from ..exceptions import json_error
+from ..exceptions import INTERNAL_ERROR_DETAIL, RequestBodyTooLarge, json_error
 
 ERROR_DETAILS = {
     400: "The request is invalid.",
     403: "You do not have permission to perform this action.",
     404: "Not found.",
     405: "Method not allowed.",
-    413: "The request body is too large.",
+    413: RequestBodyTooLarge.default_detail,
 }
-SERVER_ERROR_DETAIL = "The server could not complete the request."
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-disposition"})
 
 
@@ -44,7 +43,7 @@ class JsonErrorMiddleware:
             return response
         if response.get("Content-Type", "").startswith("application/json"):
             return response
-        detail = ERROR_DETAILS.get(response.status_code, SERVER_ERROR_DETAIL)
+        detail = ERROR_DETAILS.get(response.status_code, INTERNAL_ERROR_DETAIL)
         if response.status_code < 500 and response.status_code not in ERROR_DETAILS:
             detail = "The request could not be completed."
         replacement = json_error(response.status_code, detail)

@@ -11,15 +11,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from entra_auth.conf import entra_settings
 from entra_auth.dev_issuer import DEV_OTHER_AUDIENCE, mint_token, parse_lifetime
 from entra_auth.permissions import AUTH_CONTEXT_ID
+from entra_auth.tokens import Expired, NotYetValid, WrongAudience
 
 # How far beyond the accepted clock skew a refused token's times lie.
 REFUSED_MARGIN_S = 60 * 60
-# What the API answers to each token minted to be refused (401, error="invalid_token").
-REFUSALS = {
-    "expired": "The access token has expired.",
-    "not_yet_valid": "The access token is not valid yet.",
-    "wrong_audience": "The access token was issued for another audience.",
-}
+# What the API answers to each token minted to be refused (401, error="invalid_token"), by
+# the option's name, which is the refusal's code.
+REFUSALS = {error.code: error.detail for error in (Expired, NotYetValid, WrongAudience)}
 
 
 class Command(BaseCommand):
