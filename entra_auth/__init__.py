@@ -13,6 +13,8 @@ HTTP hardening in ``entra_auth.http``. Everything else is internal. The names th
 from importlib import import_module
 from typing import Any
 
+from ._moved import moved_names
+
 __version__ = "0.1.0"
 
 _PUBLIC = {
@@ -45,16 +47,12 @@ _MOVED = {
 }
 
 
-def _resolve_moved(name: str) -> Any:
-    from ._moved import moved_names
-
-    return moved_names(__name__, _MOVED)(name)
+# Moved names warn and resolve; any other unknown name is an AttributeError.
+_moved_getattr = moved_names(__name__, _MOVED)
 
 
 def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
-    if module is None and name in _MOVED:
-        return _resolve_moved(name)
     if module is None:
-        raise AttributeError(f"module 'entra_auth' has no attribute {name!r}")
+        return _moved_getattr(name)
     return getattr(import_module(module), name)

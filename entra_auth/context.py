@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .process_caches import register_process_cache
-
 _current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "entra_auth_tenant", default=None
 )
@@ -93,7 +91,7 @@ def tenant_context(tenant_id: str | uuid.UUID) -> Iterator[str]:
 @contextmanager
 def without_tenant() -> Iterator[None]:
     """Run a block outside any tenant context; the context before it comes back afterwards,
-    whatever tenant the block entered (each request runs so: ``RequestContextMiddleware``)."""
+    whatever tenant the block entered (as each request does, in ``request_context``)."""
     token = _current_tenant.set(None)
     try:
         yield
@@ -131,10 +129,10 @@ _CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
 
 
 # Tenant ids already seen in canonical form: each request activates its caller's tenant, and
-# a set lookup is cheaper than matching the pattern again. Bounded; emptied when full.
+# a set lookup is cheaper than matching the pattern again. Bounded; emptied when full. No
+# setting changes what is canonical.
 _seen_canonical: set[str] = set()
 _MAX_SEEN_CANONICAL = 10_000
-register_process_cache("canonical_tenants", _seen_canonical.clear)
 
 
 def canonical_tenant_id(tenant_id: str | uuid.UUID) -> str:

@@ -91,29 +91,45 @@ class RequestContextMiddleware:
         return database_unavailable_response()
 
 
+_NOT_YET = object()
+
+
+def _drf_denial(request: HttpRequest, response: HttpResponse) -> tuple[Any, str, Any] | None:
+    """``(caller, reason, missing)`` of a 403 that DRF answered for an Entra caller, else
+    ``None``; worked out once per response, for the step-up check and the completion."""
+    found = getattr(response, "_entra_denial", _NOT_YET)
+    if found is not _NOT_YET:
+        return found
+    found = None
+    # DRF marks the answers of its exception handling; a view returning 403 itself is its own.
+    if getattr(response, "exception", False):
+        from .logging import request_principal
+        from .permissions import denial
+
+        caller = request_principal(request)
+        if caller is not None:
+            found = (caller, *denial(request))
+    response._entra_denial = found
+    return found
+
+
 def _needs_step_up(request: HttpRequest, response: HttpResponse) -> bool:
     """A 403 of DRF's for an Entra caller that only lacked an authentication context."""
-    from .logging import request_principal
-    from .permissions import MISSING_AUTH_CONTEXT, denial
+    from .permissions import MISSING_AUTH_CONTEXT
 
-    if not getattr(response, "exception", False) or request_principal(request) is None:
-        return False
-    return denial(request)[0] == MISSING_AUTH_CONTEXT
+    found = _drf_denial(request, response)
+    return found is not None and found[1] == MISSING_AUTH_CONTEXT
 
 
 def _complete_authorization_denial(request: HttpRequest, response: HttpResponse) -> None:
     """A 403 that DRF answered for an Entra caller: name what was missing, audit it."""
-    # DRF marks the answers of its exception handling; a view returning 403 itself is its own.
-    if not getattr(response, "exception", False):
+    found = _drf_denial(request, response)
+    if found is None:
         return
-    from .logging import request_principal
-    from .permissions import MISSING_AUTH_CONTEXT, denial
+    from .permissions import MISSING_AUTH_CONTEXT
     from .signals import authorization_denied
 
-    caller = request_principal(request)
-    if caller is None:
-        return
-    reason, missing = denial(request)
+    caller, reason, missing = found
     if reason == MISSING_AUTH_CONTEXT:
         _answer_claims_challenge(response, caller, missing)
     elif missing and "WWW-Authenticate" not in response:

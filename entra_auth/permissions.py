@@ -453,9 +453,6 @@ class RequiresAuthContext(_Requirement):
         missing.extend((MISSING_AUTH_CONTEXT, context) for context in required)
         return _refused(self, request, mark)
 
-    def _granted(self, request: Request, caller: Any) -> bool:
-        return self._holds(caller, self.auth_contexts())
-
     @staticmethod
     def _holds(caller: Any, required: tuple[str, ...]) -> bool:
         held = getattr(caller, "auth_contexts", None) or frozenset()

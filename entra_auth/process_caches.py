@@ -1,10 +1,10 @@
 """What entra_auth remembers in process memory, with one owner and one reset.
 
 The hot path stays cheap by remembering things per process: validated tokens, principals,
-tenant ids already in canonical form, per-caller rate windows, clients blocked for failing too
-often. Each module registers its cache here with the settings it derives from;
-``clear_process_caches()`` empties them all, and a change of one of those settings
-(``override_settings`` in tests included) empties the caches that derive from it.
+per-caller rate windows, clients blocked for failing too often. Each module registers its
+cache here with the settings it derives from, and a change of one of those settings
+(``override_settings`` in tests included) empties the caches that derive from it. The token
+validator is rebuilt on its own when ``entra_settings.generation`` moves.
 """
 
 from __future__ import annotations
@@ -28,12 +28,6 @@ def register_process_cache(
     Registering a name again replaces it.
     """
     _caches[name] = (clear, frozenset(derived_from))
-
-
-def clear_process_caches() -> None:
-    """Empty every registered process cache."""
-    for clear, _settings in list(_caches.values()):
-        clear()
 
 
 @receiver(setting_changed, dispatch_uid="entra_auth.process_caches")

@@ -25,7 +25,6 @@ from .keys import (
     all_issuers,
     key_set_changed,
 )
-from .process_caches import register_process_cache
 from .tokens import (
     IssuerIndex,
     SigningKey,
@@ -193,7 +192,8 @@ _validator_lock = threading.Lock()
 
 
 def get_validator() -> TokenValidator:
-    """The process-wide validator for the current settings."""
+    """The process-wide validator for the current settings: a new one whenever a setting it
+    reads changes (``entra_settings.generation``: ENTRA_AUTH, DEBUG, CACHES)."""
     global _validator
     validator = _validator
     if validator is None or validator.generation != entra_settings.generation:
@@ -202,16 +202,6 @@ def get_validator() -> TokenValidator:
             if validator is None or validator.generation != entra_settings.generation:
                 validator = _validator = TokenValidator()
     return validator
-
-
-def _drop_validator() -> None:
-    global _validator
-    with _validator_lock:
-        _validator = None
-
-
-# The validator reads ENTRA_AUTH, and DEBUG decides whether the development issuer is trusted.
-register_process_cache("validator", _drop_validator, ("ENTRA_AUTH", "DEBUG"))
 
 
 def _drop_cached_tokens(sender: Any, **kwargs: Any) -> None:
