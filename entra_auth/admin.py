@@ -39,7 +39,7 @@ from . import audit_chart
 from .audit import event_types
 from .audit_chart import reason_label
 from .context import all_tenants_context
-from .models import AuditEvent, Outcome, Reason
+from .models import AuditEvent, Reason
 
 # Ids (GUIDs, request ids) are shown by their first characters in the list, in full on hover.
 SHORT_ID_LENGTH = 8
@@ -222,13 +222,6 @@ def event_label(code: str) -> str:
     return event_types().get(code, code)
 
 
-def outcome_label(code: str) -> str:
-    try:
-        return str(Outcome(code).label)
-    except ValueError:
-        return code
-
-
 def _short(value: str, keep: int = SHORT_ID_LENGTH) -> str:
     return value if len(value) <= keep + 1 else value[:keep] + "…"
 
@@ -356,9 +349,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="event")
     def event(self, obj: AuditEvent) -> str:
         reason = reason_label(obj.reason) if obj.reason else ""
-        detail = (
-            f"{outcome_label(obj.outcome)} · {reason}" if reason else outcome_label(obj.outcome)
-        )
+        detail = f"{obj.get_outcome_display()} · {reason}" if reason else obj.get_outcome_display()
         return format_html(
             '<span class="entra-audit-event" title="{}">{}</span><br>'
             '<span class="entra-audit-muted" title="{}">{}</span>',
@@ -423,7 +414,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="outcome")
     def outcome_detail(self, obj: AuditEvent) -> str:
-        return outcome_label(obj.outcome)
+        return obj.get_outcome_display()
 
     @admin.display(description="reason")
     def reason_detail(self, obj: AuditEvent) -> str:

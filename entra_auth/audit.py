@@ -54,6 +54,7 @@ from . import observe
 from .client_address import UNKNOWN_CLIENT, client_ip
 from .conf import entra_settings
 from .context import current_request_id
+from .exceptions import ReportInterval
 from .logging import redact_tokens, request_principal
 from .models import (
     EVENT_TYPE_MAX_LENGTH,
@@ -341,19 +342,22 @@ class _Pending:
         self.count += other.count
         if other.fields["occurred_at"] < self.fields["occurred_at"]:
             self.fields = other.fields
-        if other.last_occurred_at >= self.last_occurred_at:
-            self.last_request_id = other.last_request_id
-            self.last_occurred_at = other.last_occurred_at
+        self.saw(other.last_request_id, other.last_occurred_at)
         self.write_own_row_at = min(self.write_own_row_at, other.write_own_row_at)
+
+    def saw(self, request_id: str, occurred_at: datetime) -> None:
+        """A refusal of this window at ``occurred_at``: the last one wins the ``last_*``."""
+        if occurred_at >= self.last_occurred_at:
+            self.last_request_id = request_id
+            self.last_occurred_at = occurred_at
 
 
 class _PendingCounts:
     """One process's counted refusals, by window, until ``flush_pending()`` writes them."""
 
-    def __init__(self, max_rows: int | None = None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_window: dict[str, _Pending] = {}
-        self._max_rows = max_rows
 
     def __len__(self) -> int:
         return len(self._by_window)
@@ -365,7 +369,7 @@ class _PendingCounts:
         with self._lock:
             pending = self._by_window.get(window_id)
             if pending is None:
-                if len(self._by_window) >= (self._max_rows or MAX_PENDING_ROWS):
+                if len(self._by_window) >= MAX_PENDING_ROWS:
                     return False
                 self._by_window[window_id] = _Pending(
                     window_id=window_id,
@@ -377,9 +381,7 @@ class _PendingCounts:
                 )
                 return True
             pending.count += 1
-            if occurred_at >= pending.last_occurred_at:
-                pending.last_request_id = request_id
-                pending.last_occurred_at = occurred_at
+            pending.saw(request_id, occurred_at)
             return True
 
     def take(self) -> list[_Pending]:
@@ -400,7 +402,7 @@ class _PendingCounts:
 
 
 _counts = _PendingCounts()
-_last_flush_failure_log = 0.0
+_flush_failure_reports = ReportInterval(FLUSH_FAILURE_LOG_INTERVAL_S)
 
 
 def flush_pending(*, final: bool = False) -> int:
@@ -484,11 +486,8 @@ def _write_pending_row(pending: _Pending) -> None:
 
 
 def _log_flush_failure(failure: Exception, kept: int) -> None:
-    global _last_flush_failure_log
-    now = time.monotonic()
-    if _last_flush_failure_log and now - _last_flush_failure_log < FLUSH_FAILURE_LOG_INTERVAL_S:
+    if _flush_failure_reports.due() is None:
         return
-    _last_flush_failure_log = now
     logger.error(
         "could not add coalesced counts to the audit log (%s); %d refusal(s) kept for retry",
         type(failure).__name__,

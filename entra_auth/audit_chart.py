@@ -68,8 +68,7 @@ def refusals_per_hour(
     slots = [last - timedelta(hours=ago) for ago in range(hours - 1, -1, -1)]
     index = {slot: position for position, slot in enumerate(slots)}
     rows = (
-        queryset.order_by()
-        .filter(outcome__in=REFUSALS, occurred_at__gte=slots[0])
+        queryset.filter(outcome__in=REFUSALS, occurred_at__gte=slots[0])
         .annotate(hour=TruncHour("occurred_at", tzinfo=UTC))
         .values("hour", "reason")
         .annotate(refusals=Sum("count"))
@@ -111,6 +110,7 @@ def charts(queryset: QuerySet, *, now: datetime) -> SafeString:
     """Both charts, with their legend, as HTML for the changelist."""
     slots, by_reason = refusals_per_hour(queryset, now=now, hours=WEEK_HOURS)
     colours = colours_by_reason(by_reason)
+    week_series = series_for(by_reason, colours, last=WEEK_HOURS)
     day = chart_svg(
         "entra-audit-chart-24h",
         "Refusals per hour, last 24 hours",
@@ -123,7 +123,7 @@ def charts(queryset: QuerySet, *, now: datetime) -> SafeString:
         "entra-audit-chart-7d",
         "Refusals per hour, last 7 days",
         slots,
-        series_for(by_reason, colours, last=WEEK_HOURS),
+        week_series,
         tick_every=DAY_HOURS,
         tick_format="%b %d",
     )
@@ -131,11 +131,7 @@ def charts(queryset: QuerySet, *, now: datetime) -> SafeString:
         "",
         '<li><svg width="12" height="12" viewBox="0 0 12 12" aria-hidden="true" focusable="false">'
         '<rect width="12" height="12" fill="{}"/></svg> {} ({})</li>',
-        (
-            (s.colour, s.label, s.total)
-            for s in series_for(by_reason, colours, last=WEEK_HOURS)
-            if s.total
-        ),
+        ((s.colour, s.label, s.total) for s in week_series if s.total),
     )
     return format_html(
         '<details class="entra-audit-charts" open>'
@@ -185,11 +181,11 @@ def chart_svg(
     for position, slot in enumerate(slots):
         x = LEFT + position * slot_width + (slot_width - bar_width) / 2
         base = 0
+        hour = f"{slot:%b %d %H:%M} to {slot + timedelta(hours=1):%H:%M} UTC"
         for s in series:
             value = s.per_hour[position]
             if not value:
                 continue
-            hour = f"{slot:%b %d %H:%M} to {slot + timedelta(hours=1):%H:%M} UTC"
             parts.append(
                 f'<rect class="bar" x="{x:.2f}" y="{y(base + value):.2f}" '
                 f'width="{bar_width:.2f}" height="{y(base) - y(base + value):.2f}" '

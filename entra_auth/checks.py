@@ -9,8 +9,9 @@ the settings' own vocabulary (docs/configuration.md lists them all).
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -34,15 +35,24 @@ PROCESS_LOCAL_CACHES = frozenset(
     }
 )
 DJANGO_RATELIMIT_DEFAULT_CACHE = "default"
+_Check = Callable[..., list[Any]]
 
 
-def _settings_are_well_formed() -> bool:
-    """Whether ``ENTRA_AUTH`` is a dict of known keys with values of the right type.
+def _reading_settings(*tags: str, **options: Any) -> Callable[[_Check], _Check]:
+    """``register(*tags)`` a check that reads ``ENTRA_AUTH`` values; it speaks only when the
+    dict is well formed (a dict of known keys with values of the right type): otherwise only
+    ``check_settings_shape`` speaks, so each mistake is reported once, by name."""
 
-    The checks below read values; with a malformed dict only ``check_settings_shape`` speaks,
-    so each mistake is reported once, by name.
-    """
-    return not check_settings_shape()
+    def decorate(check: _Check) -> _Check:
+        @functools.wraps(check)
+        def guarded(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+            if check_settings_shape():
+                return []
+            return check(app_configs, **kwargs)
+
+        return register(*tags, **options)(guarded)
+
+    return decorate
 
 
 @register(Tags.security)
@@ -95,11 +105,9 @@ def check_settings_shape(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
-@register(Tags.security)
+@_reading_settings(Tags.security)
 def check_token_issuer(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Someone issues the tokens this API accepts, for this API (E001-E003, E008, E011)."""
-    if not _settings_are_well_formed():
-        return []
     messages: list[Any] = []
     if entra_settings.DEV_ISSUER and not entra_settings.dev_issuer_trusted:
         messages.append(
@@ -156,11 +164,9 @@ def check_token_issuer(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
-@register(Tags.security)
+@_reading_settings(Tags.security)
 def check_tenants(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """A multi-tenant API names the tenants it accepts (E004, W005, E006, W007)."""
-    if not _settings_are_well_formed():
-        return []
     messages: list[Any] = []
     tenant_id = entra_settings.TENANT_ID
     allowed_tenants = list(entra_settings.ALLOWED_TENANTS)
@@ -214,11 +220,9 @@ def check_tenants(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
-@register(Tags.security)
+@_reading_settings(Tags.security)
 def check_token_rules(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Token versions and clock skew within what Entra issues (E009, E010)."""
-    if not _settings_are_well_formed():
-        return []
     messages: list[Any] = []
     versions = set(entra_settings.ACCEPTED_TOKEN_VERSIONS)
     if not versions or not versions <= SUPPORTED_TOKEN_VERSIONS:
@@ -242,11 +246,9 @@ def check_token_rules(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
-@register(Tags.security)
+@_reading_settings(Tags.security)
 def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Rates that would fail on the first request, found at start-up instead (E017, E018)."""
-    if not _settings_are_well_formed():
-        return []
     messages: list[Any] = []
     for name in ("API_RATE_LIMIT", "AUTH_FAILURE_RATE_LIMIT", "ADMIN_LOGIN_RATE_LIMIT"):
         rate = getattr(entra_settings, name)
@@ -274,12 +276,10 @@ def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
-@register(Tags.security)
+@_reading_settings(Tags.security)
 def check_project_wiring(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """The project gives entra_auth what it needs: its middleware, its cache, its place
     among the authentication classes (E020, E024, E025, W012)."""
-    if not _settings_are_well_formed():
-        return []
     messages: list[Any] = []
     if REQUEST_CONTEXT_MIDDLEWARE not in (getattr(settings, "MIDDLEWARE", None) or ()):
         messages.append(
@@ -341,12 +341,10 @@ def check_project_wiring(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     return messages
 
 
-@register(Tags.security, deploy=True)
+@_reading_settings(Tags.security, deploy=True)
 def check_entra_deploy(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     """Production: development tokens are never trusted; limits and keys are shared
     (E013, W016)."""
-    if not _settings_are_well_formed():
-        return []
     messages: list[Any] = []
     alias = entra_settings.CACHE_ALIAS
     backend = settings.CACHES.get(alias, {}).get("BACKEND", "")

@@ -126,23 +126,39 @@ def is_database_outage(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
+class ReportInterval:
+    """Lets the first report through, then one per ``interval_s``, counting those held back,
+    so that a failure repeated many times a second cannot flood the log."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._held_back = 0
+
+    def due(self) -> int | None:
+        """Reports held back since the last one, if one is due now; else None (held back)."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_at:
+                self._held_back += 1
+                return None
+            held_back, self._held_back = self._held_back, 0
+            self._next_at = now + self._interval_s
+        return held_back
+
+
 class _OutageLog:
     """Logs the first outage error, then at most once per ``OUTAGE_LOG_INTERVAL_S`` with the
     number of requests refused since, so an outage cannot flood the log with tracebacks."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next_at = 0.0
-        self._suppressed = 0
+        self._interval = ReportInterval(OUTAGE_LOG_INTERVAL_S)
 
     def report(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next_at:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed = self._suppressed, 0
-            self._next_at = now + OUTAGE_LOG_INTERVAL_S
+        suppressed = self._interval.due()
+        if suppressed is None:
+            return
         logger.error(
             "database unavailable (%s: %s); %d more refused since the last report",
             type(exc).__name__,

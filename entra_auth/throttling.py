@@ -51,24 +51,38 @@ AUTH_FAILURE_GROUP = "entra_auth.auth_failure"
 UNKNOWN_WAIT_S = 60
 
 
+def bucket_usage(
+    request: Any, group: str, bucket: str, rate: str, *, increment: bool
+) -> dict[str, Any] | None:
+    """django-ratelimit's count of ``bucket`` in ``group`` (None when it is turned off); when
+    the cache fails, logged, its own failure mark: ``time_left`` -1."""
+    try:
+        return get_usage(
+            request,
+            group=group,
+            key=lambda _group, _request: bucket,
+            rate=rate,
+            increment=increment,
+        )
+    except Exception:  # a cache outage: the caller applies the configured policy
+        logger.warning("rate-limit cache unavailable for %s", group, exc_info=True)
+        return {"count": 0, "limit": 0, "should_limit": True, "time_left": -1}
+
+
+def unknown_count_wait() -> int | None:
+    """The wait when the cache could not count: none (``RATE_LIMIT_FAIL_OPEN``), or
+    ``UNKNOWN_WAIT_S``."""
+    return None if entra_settings.RATE_LIMIT_FAIL_OPEN else UNKNOWN_WAIT_S
+
+
 def _failure_wait(request: Any, bucket: str, rate: str) -> int | None:
     """Count one failed authentication for ``bucket``; seconds to block it once the count
     reaches the limit (the next attempt would be over), else None."""
-    try:
-        usage = get_usage(
-            request,
-            group=AUTH_FAILURE_GROUP,
-            key=lambda _group, _request: bucket,
-            rate=rate,
-            increment=True,
-        )
-    except Exception:  # a cache outage: apply the configured policy below
-        logger.warning("rate-limit cache unavailable for %s", AUTH_FAILURE_GROUP, exc_info=True)
-        usage = {"count": 0, "time_left": -1, "should_limit": True}
+    usage = bucket_usage(request, AUTH_FAILURE_GROUP, bucket, rate, increment=True)
     if usage is None:
         return None
     if usage["time_left"] < 0:  # django-ratelimit's mark of a failed cache operation
-        return None if entra_settings.RATE_LIMIT_FAIL_OPEN else UNKNOWN_WAIT_S
+        return unknown_count_wait()
     return max(int(usage["time_left"]), 1) if usage["count"] >= usage["limit"] else None
 
 

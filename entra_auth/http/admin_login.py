@@ -22,7 +22,6 @@ with ``429``. Place the middleware after ``AuthenticationMiddleware``.
 
 from __future__ import annotations
 
-import logging
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -33,13 +32,10 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
-from django_ratelimit.core import get_usage
 
 from ..conf import entra_settings
 from ..signals import rate_limited
-from ..throttling import UNKNOWN_WAIT_S, client_bucket
-
-logger = logging.getLogger("entra_auth.admin_login")
+from ..throttling import bucket_usage, client_bucket, unknown_count_wait
 
 # The reason of the rate_limited signal and of the audit log.
 ADMIN_LOGIN_RATE_LIMIT = "admin_login_rate_limit"
@@ -95,23 +91,6 @@ def _buckets(request: HttpRequest) -> list[tuple[str, str]]:
     return buckets
 
 
-def _usage(
-    request: HttpRequest, group: str, bucket: str, rate: str, *, increment: bool
-) -> dict[str, Any] | None:
-    """django-ratelimit's count of ``bucket``; its failure mark when the cache fails."""
-    try:
-        return get_usage(
-            request,
-            group=group,
-            key=lambda _group, _request: bucket,
-            rate=rate,
-            increment=increment,
-        )
-    except Exception:  # a cache outage: the caller applies the configured policy
-        logger.warning("rate-limit cache unavailable for %s", group, exc_info=True)
-        return {"count": 0, "limit": 0, "should_limit": True, "time_left": -1}
-
-
 def _reserve(request: HttpRequest, buckets: list[tuple[str, str]], rate: str) -> int | None:
     """Count this attempt for every bucket; seconds to refuse it for, or None to let it in.
 
@@ -121,14 +100,14 @@ def _reserve(request: HttpRequest, buckets: list[tuple[str, str]], rate: str) ->
     """
     waits = []
     for group, bucket in buckets:
-        attempts = _usage(request, f"{group}.attempts", bucket, rate, increment=True)
+        attempts = bucket_usage(request, f"{group}.attempts", bucket, rate, increment=True)
         if attempts is None:  # django-ratelimit turned off, or told to fail open
             continue
         if attempts["time_left"] < 0:  # django-ratelimit's mark of a failed cache operation
-            if not entra_settings.RATE_LIMIT_FAIL_OPEN:
-                waits.append(UNKNOWN_WAIT_S)
+            if (wait := unknown_count_wait()) is not None:
+                waits.append(wait)
             continue
-        successes = _usage(request, f"{group}.successes", bucket, rate, increment=False)
+        successes = bucket_usage(request, f"{group}.successes", bucket, rate, increment=False)
         succeeded = successes["count"] if successes and successes["time_left"] >= 0 else 0
         # The window's earlier attempts that did not log anyone in, answered or not yet.
         if attempts["count"] - 1 - succeeded >= attempts["limit"]:
@@ -139,7 +118,7 @@ def _reserve(request: HttpRequest, buckets: list[tuple[str, str]], rate: str) ->
 
 def _count_success(request: HttpRequest, buckets: list[tuple[str, str]], rate: str) -> None:
     for group, bucket in buckets:
-        _usage(request, f"{group}.successes", bucket, rate, increment=True)
+        bucket_usage(request, f"{group}.successes", bucket, rate, increment=True)
 
 
 def _too_many_attempts(wait: int) -> HttpResponse:
