@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from entra_auth.admin import AllTenantsAdminMixin, ReadOnlyAdminMixin
@@ -20,17 +19,15 @@ class ReadOnlyAcrossTenantsAdmin(AllTenantsAdminMixin, ReadOnlyAdminMixin, admin
     change none."""
 
 
-class RefundInline(admin.TabularInline):
+class RefundInline(AllTenantsAdminMixin, admin.TabularInline):
+    """The payment's refunds, read across tenants like the payment itself (the same tenant by
+    construction; the payment's admin view runs in all_tenants_context())."""
+
     model = Refund
     fields = ["amount", "created_by_oid", "created_by_app_id", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Refund]:
-        # Cross-tenant on purpose, as for the payment itself (the same tenant by construction);
-        # the payment's admin view runs in all_tenants_context().
-        return Refund.all_tenants.all()
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -76,11 +76,18 @@ CURSOR_HELP = "Invalid cursor: use a next or previous link as the API gave it."
 
 
 class InvalidMoment(ValueError):
-    """A date-time the API cannot compare with ``created_at``; ``help`` says what to send."""
+    """A date-time the API cannot compare with ``created_at``; its text says what to send."""
 
-    def __init__(self, help_text: str) -> None:
-        super().__init__(help_text)
-        self.help = help_text
+
+def capped_whole_number(text: str, cap: int) -> int:
+    """ASCII digits as a number, at most ``cap``; a long number is not converted at all.
+    Anything else is a ``ValueError``."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("not a whole number")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(cap)):
+        return cap
+    return min(int(digits), cap)
 
 
 def parse_moment(value: str) -> datetime:
@@ -165,13 +172,13 @@ class PaymentPagination(CursorPagination):
         wanted = request.query_params.get(self.page_size_query_param)
         if wanted is None:
             return self.page_size
-        digits = wanted.lstrip("0")
-        if not (wanted.isascii() and wanted.isdigit() and digits):
+        try:
+            size = capped_whole_number(wanted, self.max_page_size)
+        except ValueError:
+            size = 0
+        if size == 0:
             raise ValidationError({self.page_size_query_param: [PAGE_SIZE_HELP]})
-        # More is capped, as documented; a long number is not converted at all.
-        if len(digits) > len(str(self.max_page_size)):
-            return self.max_page_size
-        return min(int(digits), self.max_page_size)
+        return size
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         encoded = request.query_params.get(self.cursor_query_param)
@@ -196,13 +203,8 @@ class PaymentPagination(CursorPagination):
             raise ValueError("not a cursor of this API")
         if any(len(values) != 1 for values in tokens.values()):
             raise ValueError("a part given twice")
-        offset = tokens.get("o", ["0"])[0]
-        if not (offset.isascii() and offset.isdigit()):
-            raise ValueError("the offset is not a number")
-        # Capped as DRF caps it; a long number is not converted at all.
-        digits = offset.lstrip("0") or "0"
-        if len(digits) > len(str(self.offset_cutoff)):
-            digits = str(self.offset_cutoff)
+        # Capped as DRF caps it.
+        offset = capped_whole_number(tokens.get("o", ["0"])[0], self.offset_cutoff)
         reverse = tokens.get("r", ["0"])[0]
         if reverse not in {"0", "1"}:
             raise ValueError("the direction is not 0 or 1")
@@ -210,9 +212,7 @@ class PaymentPagination(CursorPagination):
         if position is not None:
             # Compared with created_at; DRF writes it as str() of the row's value, in UTC.
             position = str(parse_moment(position))
-        return Cursor(
-            offset=min(int(digits), self.offset_cutoff), reverse=reverse == "1", position=position
-        )
+        return Cursor(offset=offset, reverse=reverse == "1", position=position)
 
 
 class MeView(APIView):
@@ -276,7 +276,7 @@ class PaymentViewSet(
             try:
                 moment = parse_moment(value)
             except InvalidMoment as exc:
-                errors[name] = [exc.help]
+                errors[name] = [str(exc)]
                 continue
             payments = payments.filter(**{lookup: moment})
         if errors:
