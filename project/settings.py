@@ -302,7 +302,7 @@ LOGGING = {
 # OPENAPI_ENABLED=0. Swagger UI signs users in with PKCE as the app OPENAPI_CLIENT_ID (a
 # single-page application registration whose redirect URI is
 # https://<host>/api/docs/oauth2-redirect.html).
-OPENAPI_ENABLED = os.environ.get("OPENAPI_ENABLED", "1").strip().lower() not in {"0", "false", "no"}
+OPENAPI_ENABLED = env_bool("OPENAPI_ENABLED", default=True)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Payments API",
     "DESCRIPTION": "The sample payments service, protected by Microsoft Entra ID access tokens.",

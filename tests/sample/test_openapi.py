@@ -205,3 +205,41 @@ def test_schema_and_swagger_ui_can_be_switched_off(api_client: Any, settings: An
     assert api_client.get("/api/schema/").status_code == 404
     assert api_client.get("/api/docs/").status_code == 404
     assert api_client.get("/api/docs/oauth2-redirect.html").status_code == 404
+
+
+@pytest.fixture
+def reread_project_settings(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``project.settings`` executed again under the environment a test sets, then restored."""
+    import importlib
+
+    import project.settings
+
+    def reread() -> Any:
+        return importlib.reload(project.settings)
+
+    yield reread
+    monkeypatch.undo()
+    importlib.reload(project.settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [("", True), ("1", True), ("on", True), ("0", False), ("off", False), ("False", False)],
+)
+def test_openapi_enabled_reads_like_every_other_flag(
+    monkeypatch: pytest.MonkeyPatch, reread_project_settings: Any, value: str, enabled: bool
+) -> None:
+    monkeypatch.setenv("OPENAPI_ENABLED", value)
+
+    assert reread_project_settings().OPENAPI_ENABLED is enabled
+
+
+def test_a_mistyped_openapi_switch_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, reread_project_settings: Any
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("OPENAPI_ENABLED", "disabled")
+
+    with pytest.raises(ImproperlyConfigured, match="OPENAPI_ENABLED must be 1 or 0"):
+        reread_project_settings()
