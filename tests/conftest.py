@@ -109,6 +109,22 @@ def cache_outage(settings: Any):
 
 
 @pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    return tmp_path / "key.pem"
+
+
+@pytest.fixture
+def dev_issuer(settings: Any, key_file: Path) -> Path:
+    """The embedded default: DEBUG on, the dev issuer on, no Entra tenant configured; the
+    key file (not created yet) is returned."""
+    for cache in caches.all():
+        cache.clear()
+    settings.DEBUG = True
+    settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_KEY_FILE": str(key_file)}
+    return key_file
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 
@@ -119,6 +135,14 @@ def artifacts() -> Path:
     directory = TESTS_DIR.parent / "artifacts"
     directory.mkdir(exist_ok=True)
     return directory
+
+
+@pytest.fixture
+def audit_table_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit table is gone: every INSERT and UPDATE fails in the database itself."""
+    from entra_auth.audit import AuditEvent
+
+    monkeypatch.setattr(AuditEvent._meta, "db_table", "entra_auth_auditevent_missing")
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ Rows are tenant-owned: every factory takes a ``tenant_id`` (``TENANT_A`` by defa
 creates its row inside ``tenant_context(tenant_id)``, through the tenant-scoped manager, so a
 factory can never put a row where the API itself could not (``WidgetFactory`` is in
 ``tests.tenancy_app.factories``). The callers here hold the ``Widgets.*`` scopes and roles of
-the test API (``tests.views``).
+the test API (``tests.views``), and the requests that carry them: a bearer header, or an
+``EntraPrincipal`` set on a bare request to evaluate a permission rule directly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 
 import factory
 from django.db import transaction
+from django.test import RequestFactory
+from rest_framework.request import Request
 
+from entra_auth.principal import EntraPrincipal
 from entra_auth.tenancy import tenant_context
 from tests.fake_entra import CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
 
@@ -91,7 +95,12 @@ class Caller:
             app_only=self.app_only,
             **self.claims,
         )
-        return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        return bearer(token)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization: Bearer`` header of a request, as test-client keyword arguments."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 # Delegated callers (a user signed in to the client app).
@@ -104,8 +113,40 @@ UNRELATED_USER = Caller(scopes=("User.Read",))
 # App-only callers (client credentials).
 APP_WITH_ADMIN_ROLE = Caller(app_only=True, roles=("Widgets.Admin",))
 
+# --- permission rules, evaluated without a view ---------------------------------------------
+
+PRINCIPAL_OID = "00000000-0000-4000-8000-0000000000a1"
+
+
+def principal_request(
+    *,
+    scopes: tuple[str, ...] = (),
+    roles: tuple[str, ...] = (),
+    contexts: tuple[str, ...] = (),
+    app: bool = False,
+) -> Request:
+    """A GET request made by an ``EntraPrincipal`` of TENANT_A holding exactly these."""
+    request = Request(RequestFactory().get("/"))
+    request.user = EntraPrincipal(
+        oid=PRINCIPAL_OID,
+        tid=TENANT_A,
+        scopes=frozenset(scopes),
+        roles=frozenset(roles),
+        is_app_only=app,
+        auth_contexts=frozenset(contexts),
+    )
+    return request
+
+
+def evaluate(rule: Any, request: Request, view: Any = None) -> tuple[bool, Any]:
+    """``rule``'s ``has_permission`` for ``request``, and the permission it instantiated."""
+    permission = rule()
+    return permission.has_permission(request, view), permission
+
+
 __all__ = [
     "APP_WITH_ADMIN_ROLE",
+    "PRINCIPAL_OID",
     "READER",
     "RENAMER",
     "TENANT_A",
@@ -115,5 +156,8 @@ __all__ = [
     "Caller",
     "TenantOwnedFactory",
     "app_oid",
+    "bearer",
+    "evaluate",
+    "principal_request",
     "user_oid",
 ]

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from entra_auth.conf import DEFAULTS
+from tests.subprocess_support import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
-DOCS = ROOT / "docs"
+README = PROJECT_ROOT / "README.md"
+DOCS = PROJECT_ROOT / "docs"
 DOCS_INDEX = DOCS / "index.md"
 CONFIGURATION = DOCS / "configuration.md"
-PACKAGE = ROOT / "entra_auth"
+PACKAGE = PROJECT_ROOT / "entra_auth"
 MAX_README_LINES = 260
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
 SETTINGS_TABLE_HEADER = ["key", "type", "default", "meaning"]
@@ -41,7 +41,7 @@ _LITERAL_TYPES = (type(None), bool, int, float, str, list, tuple, dict)
 
 
 def _page_id(page: Path) -> str:
-    return page.relative_to(ROOT).as_posix()
+    return page.relative_to(PROJECT_ROOT).as_posix()
 
 
 def _prose(text: str) -> str:
@@ -167,7 +167,7 @@ def test_relative_links_resolve_to_files_in_the_repository(page: Path) -> None:
             broken.append(f"{target} (absolute: link relative to the page)")
             continue
         resolved = (page.parent / path).resolve()
-        if not resolved.is_relative_to(ROOT):
+        if not resolved.is_relative_to(PROJECT_ROOT):
             broken.append(f"{target} (outside the repository)")
         elif not resolved.exists():
             broken.append(f"{target} (no such file)")

@@ -34,6 +34,7 @@ from entra_auth.tenancy import (
     tenant_context,
 )
 from entra_auth.tokens import TokenError
+from tests.audit_support import only_event
 from tests.factories import (
     APP_WITH_ADMIN_ROLE,
     READER,
@@ -94,12 +95,6 @@ def send(api_client: APIClient, fake_entra: FakeEntra) -> Callable[..., Any]:
         return getattr(api_client, method)(path, body, format="json", **headers)
 
     return request
-
-
-def only_event(**filters: Any) -> AuditEvent:
-    events = list(AuditEvent.objects.filter(**filters))
-    assert len(events) == 1, [vars(event) for event in events]
-    return events[0]
 
 
 # --- each event type, recorded by real requests ---------------------------------------------
@@ -402,12 +397,6 @@ def test_no_audit_row_and_no_log_line_contains_a_token(send, fake_entra, caplog)
 
 
 # --- never a 500 --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def audit_table_missing(monkeypatch):
-    """The audit table is gone: every INSERT and UPDATE fails in the database itself."""
-    monkeypatch.setattr(AuditEvent._meta, "db_table", "entra_auth_auditevent_missing")
 
 
 def test_missing_audit_table_leaves_the_write_in_the_same_transaction_intact(

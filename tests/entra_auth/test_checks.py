@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.checks import run_checks
 
 from tests.fake_entra import CLIENT_ID, TENANT_A, TENANT_B
+from tests.subprocess_support import run_python
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUTHENTICATION_CLASS = "entra_auth.authentication.EntraJWTAuthentication"
 SESSION_AUTHENTICATION = "rest_framework.authentication.SessionAuthentication"
 SINGLE_TENANT = {"TENANT_ID": TENANT_A, "CLIENT_ID": CLIENT_ID}
@@ -288,14 +286,8 @@ def production_environment(**extra: str) -> dict[str, str]:
 
 
 def manage_py_check_deploy(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "django", "check", "--deploy"],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=CHECK_TIMEOUT_S,
-        check=False,
+    return run_python(
+        ["-m", "django", "check", "--deploy"], env=environment, timeout=CHECK_TIMEOUT_S
     )
 
 

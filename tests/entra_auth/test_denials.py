@@ -3,8 +3,6 @@ keeps exactly what would have granted (RFC 6750 §3.1 ``insufficient_scope``).""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
@@ -19,23 +17,7 @@ from entra_auth.permissions import (
     denial,
     per_action,
 )
-from entra_auth.principal import EntraPrincipal
-from tests.fake_entra import TENANT_A
-
-OID = "00000000-0000-4000-8000-0000000000a1"
-
-
-def request_of(*, scopes: tuple[str, ...] = (), roles: tuple[str, ...] = (), app: bool = False):
-    request = Request(RequestFactory().get("/"))
-    request.user = EntraPrincipal(
-        oid=OID, tid=TENANT_A, scopes=frozenset(scopes), roles=frozenset(roles), is_app_only=app
-    )
-    return request
-
-
-def evaluate(rule: Any, request: Request) -> tuple[bool, Any]:
-    permission = rule()
-    return permission.has_permission(request, view=None), permission
+from tests.factories import evaluate, principal_request
 
 
 @pytest.mark.parametrize(
@@ -83,7 +65,7 @@ def evaluate(rule: Any, request: Request) -> tuple[bool, Any]:
     ],
 )
 def test_a_refusal_names_exactly_what_would_have_granted(rule, caller, expected):
-    request = request_of(**caller)
+    request = principal_request(**caller)
 
     granted, permission = evaluate(rule, request)
 
@@ -102,7 +84,7 @@ def test_a_refusal_names_exactly_what_would_have_granted(rule, caller, expected)
 
 
 def test_a_granting_rule_leaves_nothing_to_name():
-    request = request_of(scopes=("B",))
+    request = principal_request(scopes=("B",))
 
     granted, _permission = evaluate(HasScope("A") | HasScope("B"), request)
 
@@ -112,7 +94,7 @@ def test_a_granting_rule_leaves_nothing_to_name():
 
 def test_per_action_says_what_its_rule_lacked():
     view = type("View", (), {"action": "list", "action_map": {"get": "list"}})()
-    request = request_of()
+    request = principal_request()
     permission = per_action(list=HasScope("Things.Read"))()
 
     assert not permission.has_permission(request, view)

@@ -13,7 +13,6 @@ from typing import Any
 
 import jwt
 import pytest
-from django.core.cache import caches
 from django.core.management import CommandError, call_command
 
 from entra_auth.dev_issuer import DEV_CLIENT_APP_ID, key_id, load_or_create_private_key
@@ -23,21 +22,6 @@ from tests.fake_entra import TENANT_A, TENANT_B, USER_OID
 pytestmark = pytest.mark.django_db
 
 OWNER_READ_WRITE = 0o600
-
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    return tmp_path / "key.pem"
-
-
-@pytest.fixture
-def dev_issuer(settings: Any, key_file: Path) -> Path:
-    """The embedded default: DEBUG on, the dev issuer on, no Entra tenant configured."""
-    for cache in caches.all():
-        cache.clear()
-    settings.DEBUG = True
-    settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_KEY_FILE": str(key_file)}
-    return key_file
 
 
 def mint_with_warnings(*args: str) -> tuple[str, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,12 +30,12 @@ from entra_auth.signals import authentication_failed, rate_limited
 from tests.conftest import entra_config
 from tests.factories import user_oid
 from tests.fake_entra import TENANT_A, FakeEntra
+from tests.subprocess_support import run_python
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.metrics_urls")]
 
 METRICS_TOKEN = "scrape-7c1f0e8a4b2d49e6a3f5c8d1e0b9a7f6"
 METRICS_MIDDLEWARE = "entra_auth.metrics.MetricsMiddleware"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 120
 
 
@@ -408,14 +407,8 @@ else:
 
 
 def _probe(mode: str, environment: dict[str, str]) -> str:
-    result = subprocess.run(  # noqa: S603 - our own interpreter and probe
-        [sys.executable, "-c", MULTIPROCESS_PROBE, mode],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
+    result = run_python(
+        ["-c", MULTIPROCESS_PROBE, mode], env=environment, timeout=SUBPROCESS_TIMEOUT_S
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 
 from entra_auth.models import AuditEvent, EventType, Reason
 from entra_auth.tenancy import tenant_context
+from tests.audit_support import events
+from tests.factories import bearer
 from tests.fake_entra import TENANT_A, TENANT_B
 from tests.tenancy_app.models import Widget
 
@@ -33,21 +35,13 @@ def minimal(settings: Any, configure: Any) -> APIClient:
     return APIClient()
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-
-
-def events(event_type: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=event_type))
-
-
 def test_no_token_is_a_401_with_a_bare_bearer_challenge(minimal):
     response = minimal.get(WIDGETS)
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     assert response["X-Request-ID"]
-    assert events(EventType.AUTHENTICATION_FAILED) == []
+    assert events(event_type=EventType.AUTHENTICATION_FAILED) == []
 
 
 def test_a_refused_token_is_a_401_naming_invalid_token_and_is_audited(minimal, fake_entra):
@@ -55,7 +49,7 @@ def test_a_refused_token_is_a_401_naming_invalid_token_and_is_audited(minimal, f
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith('Bearer realm="api", error="invalid_token"')
-    [event] = events(EventType.AUTHENTICATION_FAILED)
+    [event] = events(event_type=EventType.AUTHENTICATION_FAILED)
     assert (event.reason, event.request_id) == (Reason.WRONG_AUDIENCE, response["X-Request-ID"])
 
 
@@ -70,7 +64,7 @@ def test_a_missing_scope_is_a_403_naming_it_and_is_audited(minimal, fake_entra):
         'Bearer realm="api", error="insufficient_scope", scope="Widgets.Read Widgets.Write"'
     )
     assert "Widgets.Read, Widgets.Write" in response.json()["detail"]
-    [event] = events(EventType.AUTHORIZATION_DENIED)
+    [event] = events(event_type=EventType.AUTHORIZATION_DENIED)
     assert (event.reason, event.missing) == ("missing_scope", "Widgets.Read Widgets.Write")
     assert (event.tenant_id, event.request_id) == (TENANT_A, response["X-Request-ID"])
 
@@ -85,7 +79,7 @@ def test_another_tenants_row_is_a_plain_404_recorded_as_a_tenant_denial(minimal,
 
     assert response.status_code == missing.status_code == 404
     assert response.json() == missing.json()
-    [event] = events(EventType.TENANT_DENIED)
+    [event] = events(event_type=EventType.TENANT_DENIED)
     assert (event.reason, event.object_id) == (Reason.OTHER_TENANT, str(theirs.pk))
     assert (event.tenant_id, event.request_id) == (TENANT_A, response["X-Request-ID"])
 
@@ -120,4 +114,4 @@ def test_a_403_a_view_answers_itself_is_not_an_authorization_denial(minimal, fak
 
     assert response.status_code == 403
     assert "WWW-Authenticate" not in response
-    assert events(EventType.AUTHORIZATION_DENIED) == []
+    assert events(event_type=EventType.AUTHORIZATION_DENIED) == []

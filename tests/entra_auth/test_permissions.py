@@ -33,6 +33,7 @@ from entra_auth.permissions import (
     per_action,
     unnamed_requirements,
 )
+from tests.factories import bearer
 from tests.fake_entra import DROP, TENANT_A, TENANT_B
 
 PERMISSIONS_URLCONF = "tests.permissions_urls"
@@ -43,10 +44,6 @@ UNRELATED_SCOPE = "User.Read"
 # An app-only token must carry some role to be an access token at all.
 UNRELATED_ROLE = "Directory.Unrelated.All"
 LEAK_MARKERS = ("Traceback", "ImproperlyConfigured", "HasScope", "per_action", "ViewSet", ".py")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 def insufficient_scope_challenge(missing: tuple[str, ...]) -> str:

@@ -4,15 +4,12 @@ moved keep working at their old paths with a deprecation warning."""
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 import entra_auth
+from tests.subprocess_support import run_python
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 120
 
 # Settings with nothing optional installed, so that an import of django-csp, redis,
@@ -45,14 +42,7 @@ def test_every_public_name_resolves():
 
 
 def test_importing_the_core_imports_no_optional_package():
-    result = subprocess.run(  # noqa: S603 (our own interpreter and probe)
-        [sys.executable, "-c", CORE_IMPORT_PROBE],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
+    result = run_python(["-c", CORE_IMPORT_PROBE], timeout=SUBPROCESS_TIMEOUT_S)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""

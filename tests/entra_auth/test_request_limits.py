@@ -28,7 +28,6 @@ LIMIT = 1024
 TOO_LARGE = "The request body is too large."
 BAD_LENGTH = "The Content-Length header must be a whole number of bytes."
 NESTED_TOO_DEEPLY = "The request body is nested too deeply."
-NOT_JSON = "The request body is not valid JSON."
 INTERNALS = ("Traceback", "RecursionError", "ValueError", "secret", "<html")
 
 

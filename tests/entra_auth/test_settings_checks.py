@@ -13,6 +13,11 @@ from entra_auth.dev_issuer import key_file_path
 from tests.fake_entra import CLIENT_ID, TENANT_A
 
 SINGLE_TENANT = {"TENANT_ID": TENANT_A, "CLIENT_ID": CLIENT_ID}
+# Two process-local caches: "default", and "shared" for ENTRA_AUTH's CACHE_ALIAS.
+DEFAULT_AND_SHARED_CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
 
 
 def entra_messages() -> list[Any]:
@@ -106,10 +111,7 @@ def test_a_cache_alias_missing_from_caches_fails_check(settings):
 
 
 def test_django_ratelimit_counting_in_another_cache_fails_check(settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "shared": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    }
+    settings.CACHES = DEFAULT_AND_SHARED_CACHES
     settings.ENTRA_AUTH = {**SINGLE_TENANT, "CACHE_ALIAS": "shared"}
 
     [message] = entra_messages()
@@ -122,10 +124,7 @@ def test_django_ratelimit_counting_in_another_cache_fails_check(settings):
 
 
 def test_without_the_failure_limit_django_ratelimits_cache_does_not_matter(settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "shared": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    }
+    settings.CACHES = DEFAULT_AND_SHARED_CACHES
     settings.ENTRA_AUTH = {
         **SINGLE_TENANT,
         "CACHE_ALIAS": "shared",
@@ -137,10 +136,7 @@ def test_without_the_failure_limit_django_ratelimits_cache_does_not_matter(setti
 
 
 def test_the_admin_login_limit_needs_django_ratelimit_in_the_same_cache_too(settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "shared": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    }
+    settings.CACHES = DEFAULT_AND_SHARED_CACHES
     settings.ENTRA_AUTH = {
         **SINGLE_TENANT,
         "CACHE_ALIAS": "shared",

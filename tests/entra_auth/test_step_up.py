@@ -12,7 +12,6 @@ from typing import Any
 
 import jwt
 import pytest
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
@@ -22,7 +21,7 @@ from rest_framework.test import APIClient
 from entra_auth import permissions
 from entra_auth.exceptions import auth_context_claims
 from entra_auth.http.request_log import REQUEST_LOGGER_NAME
-from entra_auth.models import AuditEvent, EventType, Outcome, Reason
+from entra_auth.models import EventType, Outcome, Reason
 from entra_auth.permissions import (
     HasAppRole,
     HasScope,
@@ -33,6 +32,8 @@ from entra_auth.permissions import (
     unnamed_requirements,
 )
 from entra_auth.principal import EntraPrincipal
+from tests.audit_support import events
+from tests.factories import evaluate, principal_request
 from tests.fake_entra import TENANT_A, TENANT_B, FakeEntra
 
 APPROVALS = "/api/approvals/"
@@ -68,10 +69,6 @@ def decoded_claims(header: str) -> Any:
     return json.loads(base64.b64decode(value, validate=True))
 
 
-def denials() -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=EventType.AUTHORIZATION_DENIED))
-
-
 # --- over HTTP: the challenge, the stepped-up retry, the audit event -----------------------
 
 
@@ -104,7 +101,7 @@ def test_the_stepped_up_token_is_admitted(fake_entra, api_client):
 
     assert response.status_code == 201, response.json()
     assert response.json() == {"approved": True}
-    assert denials() == []
+    assert events(event_type=EventType.AUTHORIZATION_DENIED) == []
 
 
 @pytest.mark.django_db
@@ -119,7 +116,7 @@ def test_a_token_with_another_context_only_is_challenged(fake_entra, api_client)
 def test_the_challenge_is_audited_with_the_context(fake_entra, api_client):
     response = approve(api_client, fake_entra)
 
-    [event] = denials()
+    [event] = events(event_type=EventType.AUTHORIZATION_DENIED)
     assert (event.outcome, event.reason, event.missing) == (
         Outcome.DENIED,
         Reason.MISSING_AUTH_CONTEXT,
@@ -152,7 +149,7 @@ def test_a_missing_scope_is_a_403_naming_the_scope_not_a_step_up(fake_entra, api
         'Bearer realm="api", error="insufficient_scope", scope="Widgets.Write"'
     )
     assert "insufficient_claims" not in response["WWW-Authenticate"]
-    [event] = denials()
+    [event] = events(event_type=EventType.AUTHORIZATION_DENIED)
     assert (event.reason, event.missing) == (Reason.MISSING_SCOPE, "Widgets.Write")
 
 
@@ -177,7 +174,7 @@ def test_other_actions_and_endpoints_need_no_context(fake_entra, api_client):
     assert api_client.get(APPROVALS, **headers).status_code == 200
     assert api_client.get(ME, **headers).status_code == 200
     assert api_client.get("/api/widgets/", **headers).status_code == 200
-    assert denials() == []
+    assert events(event_type=EventType.AUTHORIZATION_DENIED) == []
 
 
 @pytest.mark.django_db
@@ -207,7 +204,9 @@ def test_the_minimal_adoption_answers_the_same_challenge(fake_entra, settings):
     assert response["WWW-Authenticate"] == challenge(fake_entra, TENANT_A)
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"detail": STEP_UP_DETAIL, "request_id": response["X-Request-ID"]}
-    assert [event.reason for event in denials()] == [Reason.MISSING_AUTH_CONTEXT]
+    assert [event.reason for event in events(event_type=EventType.AUTHORIZATION_DENIED)] == [
+        Reason.MISSING_AUTH_CONTEXT
+    ]
 
 
 @pytest.mark.django_db
@@ -252,28 +251,9 @@ def test_the_principal_holds_the_contexts_of_acrs():
 # --- the rule itself: composition and what it records ---------------------------------------
 
 
-def request_of(
-    *,
-    scopes: tuple[str, ...] = ("S",),
-    roles: tuple[str, ...] = (),
-    contexts: tuple[str, ...] = (),
-    app: bool = False,
-) -> Request:
-    request = Request(RequestFactory().get("/"))
-    request.user = EntraPrincipal(
-        oid=OID,
-        tid=TENANT_A,
-        scopes=frozenset(() if app else scopes),
-        roles=frozenset(roles),
-        is_app_only=app,
-        auth_contexts=frozenset(contexts),
-    )
-    return request
-
-
-def evaluate(rule: Any, request: Request, view: Any = None) -> tuple[bool, Any]:
-    permission = rule()
-    return permission.has_permission(request, view), permission
+def request_of(*, scopes: tuple[str, ...] = ("S",), app: bool = False, **held: Any) -> Request:
+    """A caller holding the scope S unless told otherwise; an app-only one holds no scope."""
+    return principal_request(scopes=() if app else scopes, app=app, **held)
 
 
 @pytest.mark.parametrize(
@@ -502,15 +482,6 @@ def test_the_system_check_finds_no_unnamed_requirement_in_named_rules():
 
 
 # --- entra_dev_token --acrs: a development token carrying the context -----------------------
-
-
-@pytest.fixture
-def dev_issuer(settings: Any, tmp_path: Any) -> None:
-    """The embedded default: DEBUG on, the development issuer on, no Entra tenant."""
-    for cache in caches.all():
-        cache.clear()
-    settings.DEBUG = True
-    settings.ENTRA_AUTH = {"DEV_ISSUER": True, "DEV_ISSUER_KEY_FILE": str(tmp_path / "key.pem")}
 
 
 def dev_token(*args: str) -> str:

@@ -2,7 +2,8 @@
 
 The shared ones (the fake Entra server, ``configure``, ``api_client``) are in
 ``tests/conftest.py``; Payment and Refund factories and the sample's callers are in
-``tests.sample.factories``.
+``tests.sample.factories``, the API's paths and who each endpoint refuses in
+``tests.sample.paths``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from entra_auth.tenancy import all_tenants_context
 from payments.models import IdempotencyRecord, Payment, Refund
 from tests.factories import Caller
 from tests.fake_entra import TENANT_A, TENANT_B, FakeEntra
+from tests.sample.factories import PaymentFactory
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +43,12 @@ def trusted_dev_issuer(configure: Callable[..., None], tmp_path: Path) -> None:
         DEV_ISSUER_WITHOUT_DEBUG=True,
         DEV_ISSUER_KEY_FILE=str(tmp_path / "dev-key.pem"),
     )
+
+
+@pytest.fixture
+def payment(db: None) -> Payment:
+    """A captured 100.00 EUR payment of tenant A."""
+    return PaymentFactory(amount=Decimal("100.00"), description="Office chairs")
 
 
 @pytest.fixture

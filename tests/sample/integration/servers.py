@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.subprocess_support import PROJECT_ROOT
+
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 30
 
@@ -50,7 +51,7 @@ def sample_environment(tmp_path: Path, **overrides: str | None) -> dict[str, str
 def migrate(environment: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env=environment,
         check=True,
         capture_output=True,
@@ -88,7 +89,7 @@ def gunicorn(
         command += ["--threads", str(threads)]
     process = subprocess.Popen(  # noqa: S603 - our own server
         [*command, "project.wsgi"],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ import os
 import secrets
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sample.integration.servers import STOP_TIMEOUT_S, gunicorn, migrate, sample_environment
 
-ROOT = Path(__file__).resolve().parents[3]
 METRICS_TOKEN = secrets.token_urlsafe(32)
 REFUSED = 24
 

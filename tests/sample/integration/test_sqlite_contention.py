@@ -8,7 +8,6 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,7 +15,6 @@ import requests
 from entra_auth.dev_issuer import mint_token
 from tests.sample.integration.servers import gunicorn, migrate, sample_environment
 
-ROOT = Path(__file__).resolve().parents[3]
 TENANT = "11111111-1111-4111-8111-111111111111"
 REFUNDS = 24
 PAYMENTS = 24

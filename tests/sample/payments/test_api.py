@@ -21,14 +21,11 @@ from payments.views import MAX_PAGE_SIZE, PAGE_SIZE
 from tests.fake_entra import CLIENT_APP_ID, OTHER_CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
 from tests.sample.factories import (
     ADMIN_READER,
-    ADMIN_ROLE_ONLY_USER,
     APP_READER,
-    APP_WITH_ADMIN_ROLE,
     APP_WRITER,
     READER,
     REFUNDER,
     UNRELATED_USER,
-    USER_WITH_APP_ROLES,
     WRITER,
     Caller,
     PaymentFactory,
@@ -37,25 +34,25 @@ from tests.sample.factories import (
     refresh,
     user_oid,
 )
+from tests.sample.paths import (
+    DENIED_CASES,
+    ENDPOINTS,
+    LIST,
+    REALM,
+    detail_url,
+    insufficient_scope,
+    lacks,
+    refund_url,
+)
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/payments/"
 ME = "/api/me/"
-REALM = "api"
 CONCURRENCY_NEEDS_POSTGRESQL = (
     "SQLite serializes or refuses concurrent writers: run with DATABASE_URL=postgres://..."
 )
 MISSING_ID = "00000000-0000-4000-8000-00000000dead"
 A_DAY = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
-
-
-def detail_url(payment_id: Any) -> str:
-    return f"{LIST}{payment_id}/"
-
-
-def refund_url(payment_id: Any) -> str:
-    return f"{LIST}{payment_id}/refund/"
 
 
 def iso(moment: datetime) -> str:
@@ -81,24 +78,8 @@ def payment_json(
     }
 
 
-def insufficient_scope(missing: tuple[str, ...]) -> str:
-    return f'Bearer realm="{REALM}", error="insufficient_scope", scope="{" ".join(missing)}"'
-
-
-def lacks(missing: tuple[str, ...]) -> str:
-    return (
-        f"The token lacks the scope or app role this action requires: one of {', '.join(missing)}."
-    )
-
-
 def ids(response: Any) -> list[str]:
     return [row["id"] for row in response.json()["results"]]
-
-
-@pytest.fixture
-def payment(db: None) -> Payment:
-    """A captured 100.00 EUR payment of tenant A."""
-    return PaymentFactory(amount=Decimal("100.00"), description="Office chairs")
 
 
 # --- who may call what ----------------------------------------------------------------------
@@ -119,50 +100,6 @@ CREATE_ALLOWED = [
 REFUND_ALLOWED = [
     pytest.param(REFUNDER, id="scope-Payments.Write+user-role-Payments.Admin"),
     pytest.param(APP_WRITER, id="app-Payments.ReadWrite.All"),
-]
-
-# The endpoints by action: method, path for a payment, a valid body.
-ENDPOINTS: dict[str, tuple[str, Callable[[Payment], str], Any]] = {
-    "list": ("get", lambda p: LIST, None),
-    "retrieve": ("get", lambda p: detail_url(p.id), None),
-    "create": ("post", lambda p: LIST, {"amount": "1.00", "currency": "EUR"}),
-    "refund": ("post", lambda p: refund_url(p.id), {"amount": "1.00"}),
-}
-# Denied callers and what the 403 names as missing: (id, caller, missing).
-READ = ("Payments.Read", "Payments.Write")
-READ_ALL = (*READ, "Payments.Read.All", "Payments.ReadWrite.All")
-WRITE = ("Payments.Write",)
-WRITE_ALL = ("Payments.Write", "Payments.ReadWrite.All")
-DENIED: dict[tuple[str, ...], list[tuple[str, Caller, tuple[str, ...]]]] = {
-    ("list", "retrieve"): [
-        ("user-without-Payments-scope", UNRELATED_USER, READ),
-        ("user-with-only-role-Payments.Admin", ADMIN_ROLE_ONLY_USER, READ),
-        ("user-with-only-app-roles", USER_WITH_APP_ROLES, READ),
-        ("app-with-only-Payments.Admin", APP_WITH_ADMIN_ROLE, READ_ALL),
-    ],
-    ("create",): [
-        ("scope-Payments.Read", READER, WRITE),
-        ("scope-Payments.Read+role-Payments.Admin", ADMIN_READER, WRITE),
-        ("user-without-Payments-scope", UNRELATED_USER, WRITE),
-        ("user-with-only-app-roles", USER_WITH_APP_ROLES, WRITE),
-        ("app-Payments.Read.All", APP_READER, WRITE_ALL),
-        ("app-with-only-Payments.Admin", APP_WITH_ADMIN_ROLE, WRITE_ALL),
-    ],
-    ("refund",): [
-        ("scope-Payments.Write-without-role-Payments.Admin", WRITER, ("Payments.Admin",)),
-        ("role-Payments.Admin-with-scope-Payments.Read", ADMIN_READER, WRITE),
-        ("role-Payments.Admin-without-Payments-scope", ADMIN_ROLE_ONLY_USER, WRITE),
-        ("scope-Payments.Read", READER, WRITE),
-        ("user-with-only-app-roles", USER_WITH_APP_ROLES, WRITE),
-        ("app-Payments.Read.All", APP_READER, WRITE_ALL),
-        ("app-with-only-Payments.Admin", APP_WITH_ADMIN_ROLE, WRITE_ALL),
-    ],
-}
-DENIED_CASES = [
-    pytest.param(action, caller, missing, id=f"{action}-{name}")
-    for actions, callers in DENIED.items()
-    for action in actions
-    for name, caller, missing in callers
 ]
 
 

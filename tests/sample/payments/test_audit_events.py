@@ -17,6 +17,7 @@ from entra_auth.audit import AuditEvent, EventType, Outcome, Reason
 from entra_auth.logging import JsonFormatter
 from entra_auth.tenancy import all_tenants_context
 from payments.models import Payment
+from tests.audit_support import only_event
 from tests.fake_entra import CLIENT_APP_ID, TENANT_A, TENANT_B, FakeEntra
 from tests.sample.factories import READER, REFUNDER, WRITER, Caller, PaymentFactory, user_oid
 
@@ -41,12 +42,6 @@ def send(api_client: APIClient, fake_entra: FakeEntra) -> Callable[..., Any]:
         return getattr(api_client, method)(path, body, format="json", **headers)
 
     return request
-
-
-def only_event(**filters: Any) -> AuditEvent:
-    events = list(AuditEvent.objects.filter(**filters))
-    assert len(events) == 1, [vars(event) for event in events]
-    return events[0]
 
 
 @pytest.mark.parametrize(
@@ -155,12 +150,6 @@ def test_refused_refund_records_no_success_event(send):
     # Refused for its amount, not for a missing Idempotency-Key.
     assert too_much.status_code == 409, too_much.content
     assert not AuditEvent.objects.filter(outcome=Outcome.SUCCESS).exists()
-
-
-@pytest.fixture
-def audit_table_missing(monkeypatch):
-    """The audit table is gone: every INSERT and UPDATE fails in the database itself."""
-    monkeypatch.setattr(AuditEvent._meta, "db_table", "entra_auth_auditevent_missing")
 
 
 def test_missing_audit_table_leaves_a_payment_creation_intact(send, audit_table_missing, caplog):

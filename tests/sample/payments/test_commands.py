@@ -19,10 +19,10 @@ from payments.idempotency import IDEMPOTENCY_KEY_TTL
 from payments.models import IdempotencyRecord, Payment
 from tests.fake_entra import TENANT_A, TENANT_B
 from tests.sample.factories import READER, WRITER, PaymentFactory
+from tests.sample.paths import LIST
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/payments/"
 BODY = {"amount": "12.50", "currency": "EUR"}
 DEMO_PAYMENTS = {
     DEMO_TENANT_A: [("1250.000", "JPY"), ("42.000", "EUR"), ("9.990", "USD")],

@@ -41,10 +41,10 @@ from tests.sample.factories import (
     Caller,
     PaymentFactory,
 )
+from tests.sample.paths import LIST
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/payments/"
 LIMIT = 64 * 1024
 TOO_LARGE = "The request body is too large."
 BAD_LENGTH = "The Content-Length header must be a whole number of bytes."

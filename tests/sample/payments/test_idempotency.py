@@ -25,10 +25,10 @@ from tests.sample.factories import (
     PaymentFactory,
     refresh,
 )
+from tests.sample.paths import LIST, refund_url
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/payments/"
 BODY = {"amount": "12.50", "currency": "EUR", "description": "Coffee"}
 REPLAYED = "Idempotent-Replayed"
 REUSED = {"detail": "This Idempotency-Key was already used with a different request."}
@@ -37,16 +37,6 @@ CONCURRENCY_NEEDS_POSTGRESQL = (
     "SQLite serializes or refuses concurrent writers: run with DATABASE_URL=postgres://..."
 )
 ANOTHER_USER_OID = "5b0e1c3d-7f6a-4e2b-9c8d-aa11bb22cc33"
-
-
-def refund_url(payment_id: Any) -> str:
-    return f"{LIST}{payment_id}/refund/"
-
-
-@pytest.fixture
-def payment(db: None) -> Payment:
-    """A captured 100.00 EUR payment of tenant A."""
-    return PaymentFactory(amount=Decimal("100.00"))
 
 
 # --- replay ---------------------------------------------------------------------------------

@@ -14,12 +14,9 @@ import payments.views
 from entra_auth.tenancy import tenant_context
 from payments.models import Payment, Refund
 from tests.sample.factories import REFUNDER, PaymentFactory, refresh
+from tests.sample.paths import refund_url
 
 pytestmark = pytest.mark.django_db
-
-
-def refund_url(payment: Payment) -> str:
-    return f"/api/payments/{payment.pk}/refund/"
 
 
 def a_refund_lands_first(monkeypatch: pytest.MonkeyPatch, payment: Payment, amount: str) -> None:
@@ -47,7 +44,7 @@ def test_a_refund_that_no_longer_fits_after_losing_a_race_is_refused(
     payment = PaymentFactory(amount=Decimal("100.00"))
     a_refund_lands_first(monkeypatch, payment, "60.00")
 
-    response = call(REFUNDER, "post", refund_url(payment), {"amount": "60.00"})
+    response = call(REFUNDER, "post", refund_url(payment.pk), {"amount": "60.00"})
 
     assert response.status_code == 409, response.content
     assert "40.00 EUR remains refundable" in response.json()["detail"]
@@ -61,7 +58,7 @@ def test_a_refund_that_still_fits_after_losing_a_race_adds_to_the_new_total(
     payment = PaymentFactory(amount=Decimal("100.00"))
     a_refund_lands_first(monkeypatch, payment, "30.00")
 
-    response = call(REFUNDER, "post", refund_url(payment), {"amount": "70.00"})
+    response = call(REFUNDER, "post", refund_url(payment.pk), {"amount": "70.00"})
 
     assert response.status_code == 201, response.content
     refunded = refresh(payment)

@@ -12,17 +12,16 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from entra_auth.audit import AuditEvent, EventType, Outcome, Reason
+from entra_auth.audit import EventType, Outcome, Reason
 from entra_auth.tenancy import all_tenants_context
 from payments.models import Payment, Refund
+from tests.audit_support import events
 from tests.fake_entra import TENANT_A, TENANT_B, FakeEntra
 from tests.sample.factories import (
     APP_WRITER,
@@ -33,7 +32,7 @@ from tests.sample.factories import (
     PaymentFactory,
     refresh,
 )
-from tests.sample.payments.test_api import (
+from tests.sample.paths import (
     DENIED_CASES,
     ENDPOINTS,
     detail_url,
@@ -41,10 +40,10 @@ from tests.sample.payments.test_api import (
     lacks,
     refund_url,
 )
+from tests.subprocess_support import run_python
 
 pytestmark = pytest.mark.django_db
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PAYMENTS = "/api/payments/"
 ME = "/api/me/"
 CONTEXT = "c1"
@@ -59,12 +58,6 @@ def step_up(settings: Any) -> None:
     settings.PAYMENTS_REFUND_AUTH_CONTEXT = CONTEXT
 
 
-@pytest.fixture
-def payment(db: None) -> Payment:
-    """A captured 100.00 EUR payment of tenant A."""
-    return PaymentFactory(amount=Decimal("100.00"))
-
-
 def claims_challenge(fake: FakeEntra, tenant: str) -> str:
     return (
         f'Bearer realm="api", authorization_uri="{fake.base_url}{tenant}/oauth2/v2.0/authorize", '
@@ -77,10 +70,6 @@ def refunds() -> list[Refund]:
         return list(Refund.all_tenants.all())
 
 
-def denials() -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event_type=EventType.AUTHORIZATION_DENIED))
-
-
 SETTINGS_PROBE = "import project.settings as s; print(repr(s.PAYMENTS_REFUND_AUTH_CONTEXT))"
 SUBPROCESS_TIMEOUT_S = 60
 
@@ -91,15 +80,7 @@ def project_setting(value: str | None) -> subprocess.CompletedProcess[str]:
     environment.pop("PAYMENTS_REFUND_AUTH_CONTEXT", None)
     if value is not None:
         environment["PAYMENTS_REFUND_AUTH_CONTEXT"] = value
-    return subprocess.run(  # noqa: S603 (our own interpreter and probe)
-        [sys.executable, "-c", SETTINGS_PROBE],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
+    return run_python(["-c", SETTINGS_PROBE], env=environment, timeout=SUBPROCESS_TIMEOUT_S)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +109,7 @@ def test_a_refund_with_the_context_is_made(
     assert response.status_code == 201, response.content
     [refund] = refunds()
     assert (refund.amount, refund.created_by_oid) == (Decimal("30.00"), STEPPED_UP.oid)
-    assert denials() == []
+    assert events(event_type=EventType.AUTHORIZATION_DENIED) == []
 
 
 def test_a_refund_without_the_context_is_a_claims_challenge_and_changes_nothing(
@@ -163,7 +144,7 @@ def test_the_challenge_is_audited(
 ) -> None:
     response = call(REFUNDER, "post", refund_url(payment.id), {"amount": "30.00"})
 
-    [event] = denials()
+    [event] = events(event_type=EventType.AUTHORIZATION_DENIED)
     assert (event.outcome, event.reason, event.missing) == (
         Outcome.DENIED,
         Reason.MISSING_AUTH_CONTEXT,
@@ -255,7 +236,7 @@ def test_other_endpoints_are_unaffected(
     response = call(caller, method, path(payment), body)
 
     assert response.status_code == status, response.content
-    assert denials() == []
+    assert events(event_type=EventType.AUTHORIZATION_DENIED) == []
 
 
 def test_without_the_setting_a_refund_needs_no_context(

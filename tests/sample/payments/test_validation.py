@@ -20,10 +20,10 @@ from payments.models import Payment
 from payments.serializers import DESCRIPTION_MAX_LENGTH
 from tests.fake_entra import TENANT_A, FakeEntra
 from tests.sample.factories import REFUNDER, WRITER, PaymentFactory, refresh
+from tests.sample.paths import LIST, refund_url
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/payments/"
 INVALID = "The request is invalid."
 AS_STRING = 'Give the amount as a string, e.g. "12.50".'
 PLAIN_DECIMAL = (
@@ -37,10 +37,6 @@ NOT_NULL = "This field may not be null."
 UNKNOWN = "Unknown field."
 NOT_A_STRING = "Not a valid string."
 JSON_OBJECT = "Expected a JSON object."
-
-
-def refund_url(payment_id: Any) -> str:
-    return f"{LIST}{payment_id}/refund/"
 
 
 def post_raw(api_client: Any, fake_entra: FakeEntra, path: str, body: bytes, **kwargs: Any) -> Any:

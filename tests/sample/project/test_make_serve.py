@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.subprocess_support import PROJECT_ROOT
+
 # What secrets.token_urlsafe(50) makes: 67 base64url characters.
 GENERATED_SECRET = re.compile(r"[A-Za-z0-9_-]{60,}")
 
@@ -18,7 +18,7 @@ GENERATED_SECRET = re.compile(r"[A-Za-z0-9_-]{60,}")
 def test_make_serve_prints_its_commands_without_the_secret_key():
     printed = subprocess.run(
         ["make", "-n", "serve"],  # noqa: S607 - the repository's own Makefile
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         check=True,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.subprocess_support import run_python
+
 PROBE = """
 import json
 from django.conf import settings
@@ -34,15 +32,7 @@ def test_production_settings_secure_the_admin_cookies_passwords_and_logins():
         "DJANGO_SECRET_KEY": "x" * 60,
         "DJANGO_ALLOWED_HOSTS": "api.example.com",
     }
-    result = subprocess.run(  # noqa: S603 - our own interpreter and probe
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    result = run_python(["-c", PROBE], env=environment, check=True, timeout=60)
 
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["SESSION_COOKIE_SECURE"] and found["CSRF_COOKIE_SECURE"]
