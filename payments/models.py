@@ -22,7 +22,8 @@ def _amount_field(**kwargs) -> models.DecimalField:
 
 
 class Payment(TenantOwnedModel):
-    """A captured payment. ``refunded_amount`` is kept under a row lock and a constraint."""
+    """A captured payment. ``refunded_amount`` changes only by compare-and-swap, under a
+    constraint."""
 
     class Status(models.TextChoices):
         CAPTURED = "captured"

@@ -114,17 +114,19 @@ def parse_moment(value: str) -> datetime:
 REFUND_ATTEMPTS = 5
 
 
-def _apply_refund(payment_id: Any, amount: Any) -> Payment:
+def _apply_refund(payment: Payment, amount: Any) -> Payment:
     """Add ``amount`` to the payment's refunds with one conditional UPDATE per attempt.
 
     The new total is computed in exact decimals and written only if the refunded amount is
     still the one read (compare-and-swap), so two refunds can never both fit into what one
     leaves: on every database, without row locks (which SQLite ignores) and without SQL
     arithmetic on decimals (which SQLite does in floating point). A refund that would exceed
-    the captured amount is refused with 409 and changes nothing.
+    the captured amount is refused with 409 and changes nothing. The first attempt uses the
+    payment as the view read it; an attempt that lost a race reads it again.
     """
-    for _attempt in range(REFUND_ATTEMPTS):
-        payment = get_object_or_404(Payment.objects.all(), pk=payment_id)
+    for attempt in range(REFUND_ATTEMPTS):
+        if attempt:
+            payment = get_object_or_404(Payment.objects.all(), pk=payment.pk)
         remaining = payment.amount - payment.refunded_amount
         if amount > remaining:
             raise RefundExceedsPayment(
@@ -308,7 +310,7 @@ class PaymentViewSet(
         amount = serializer.validated_data["amount"]
 
         def act() -> Response:
-            refunded = _apply_refund(payment.pk, amount)
+            refunded = _apply_refund(payment, amount)
             refund = Refund.objects.create(
                 payment=refunded,
                 amount=amount,

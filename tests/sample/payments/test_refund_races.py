@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def a_refund_lands_first(monkeypatch: pytest.MonkeyPatch, payment: Payment, amount: str) -> None:
     """Another refund of ``amount`` lands right after this request reads the payment (in the
     request's own transaction here: what matters is that the value read is stale)."""
-    read_payment = payments.views.get_object_or_404
+    read_payment = payments.views.PaymentViewSet.get_object
     raced: list[bool] = []
 
     def read_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
@@ -35,7 +35,7 @@ def a_refund_lands_first(monkeypatch: pytest.MonkeyPatch, payment: Payment, amou
                 )
         return found
 
-    monkeypatch.setattr(payments.views, "get_object_or_404", read_then_lose_the_race)
+    monkeypatch.setattr(payments.views.PaymentViewSet, "get_object", read_then_lose_the_race)
 
 
 def test_a_refund_that_no_longer_fits_after_losing_a_race_is_refused(
